@@ -1,0 +1,9 @@
+//! The build solver.
+//!
+//! Owns the build DAG types ([`llb`]) that the frontend compiles into, and
+//! (later) the scheduler that runs the vertices a target needs, in parallel,
+//! reusing results from the content-addressed cache.
+
+pub mod llb {
+    //! The LLB-like build graph: vertices and their stable digests.
+}
