@@ -40,12 +40,12 @@ impl Compression {
     }
 }
 
+/// A reader that replays peeked bytes, then continues.
+pub(crate) type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
 /// Reads up to `n` bytes (fewer only at end of stream) without consuming
 /// them: returns them and a reader that yields them again, then the rest.
-pub(crate) fn peek<R: Read>(
-    mut r: R,
-    n: usize,
-) -> io::Result<(Vec<u8>, io::Chain<io::Cursor<Vec<u8>>, R>)> {
+pub(crate) fn peek<R: Read>(mut r: R, n: usize) -> io::Result<(Vec<u8>, Peeked<R>)> {
     let mut head = vec![0u8; n];
     let mut got = 0;
     while got < n {

@@ -297,3 +297,87 @@ pub(crate) fn empty_trash(dirs: Vec<PathBuf>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ls, store};
+
+    #[test]
+    fn dead_leases_protect_nothing() {
+        let (t, s) = store();
+        let (d, _) = s.ingest_blob(&b"orphan"[..], None).unwrap();
+        // Pretend a crashed process leased it: move our lease to an owner
+        // without a lock file.
+        s.meta
+            .write(|w| {
+                w.put(Table::Leases, &format!("999-dead\tblob\t{d}"), b"")?;
+                s.unlease_in(w, &[(LeaseKind::Blob, &d)])
+            })
+            .unwrap();
+        let r = s.prune(PruneOptions::default()).unwrap();
+        assert_eq!(r.blobs, 1);
+        assert!(!s.has_blob(&d));
+        assert!(
+            s.meta
+                .read(|r| r.scan(Table::Leases, ""))
+                .unwrap()
+                .is_empty()
+        );
+        drop(t);
+    }
+
+    #[test]
+    fn live_leases_and_cache_pins_are_kept() {
+        let (_t, s) = store();
+        let (d, _) = s.ingest_blob(&b"in use"[..], None).unwrap();
+        let l = s
+            .ingest_layer(&testkit::busybox_layer()[..], Default::default())
+            .unwrap();
+        s.prune(PruneOptions::default()).unwrap();
+        assert!(s.has_blob(&d), "leased by this live process");
+        s.cache_put("k1", b"v", std::slice::from_ref(&l.diff_id))
+            .unwrap();
+        assert_eq!(s.cache_get("k1").unwrap().unwrap(), b"v");
+        assert_eq!(s.cache_pins("k1").unwrap(), vec![l.diff_id.clone()]);
+        let root = s.root().to_path_buf();
+        drop(s);
+        let s = Store::open(&root).unwrap();
+        s.prune(PruneOptions::default()).unwrap();
+        assert!(!s.has_blob(&d), "lease released with its store");
+        assert!(
+            s.layer(&l.diff_id).unwrap().is_some(),
+            "pinned by the cache"
+        );
+        assert!(s.has_blob(&l.blob().digest));
+        let r = s.prune(PruneOptions { all: true }).unwrap();
+        assert_eq!(r.cache_entries, 1);
+        assert!(s.layer(&l.diff_id).unwrap().is_none());
+        assert!(ls(&s.layout.blobs()).is_empty());
+        let e = s
+            .cache_put("k2", b"v", std::slice::from_ref(&l.diff_id))
+            .unwrap_err();
+        assert!(matches!(e, crate::Error::LayerNotFound(_)));
+    }
+
+    #[test]
+    fn cache_index_scan_and_batch() {
+        let (_t, s) = store();
+        s.cache_batch(|b| {
+            b.put("a/1", b"1", &[])?;
+            b.put("a/2", b"2", &[])?;
+            b.put("b/1", b"3", &[])
+        })
+        .unwrap();
+        let keys: Vec<String> = s
+            .cache_scan("a/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["a/1", "a/2"]);
+        assert!(s.cache_delete("a/1").unwrap());
+        assert!(!s.cache_delete("a/1").unwrap());
+        assert_eq!(s.cache_get("a/1").unwrap(), None);
+    }
+}

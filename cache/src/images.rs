@@ -441,3 +441,164 @@ impl AsBytes for Digest {
         self.as_str().as_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{image, ls, store};
+
+    #[test]
+    fn resolve_by_reference_id_and_prefix() {
+        let (_t, s) = store();
+        let img = image(
+            &s,
+            &[testkit::busybox_layer()],
+            &["busybox:latest"],
+            "2023-01-01T00:00:00Z",
+        );
+        for q in [
+            "busybox",
+            "busybox:latest",
+            "docker.io/library/busybox",
+            img.id.as_str(),
+            img.id.hex(),
+            img.id.short(),
+            &img.id.hex()[..4],
+        ] {
+            assert_eq!(s.image(q).unwrap().id, img.id, "{q}");
+        }
+        let by_digest = format!("busybox@{}", img.manifest.digest);
+        assert_eq!(s.image(&by_digest).unwrap().id, img.id);
+        assert!(matches!(s.image("alpine"), Err(Error::ImageNotFound(_))));
+        assert!(matches!(
+            s.image("Bad:Ref"),
+            Err(Error::InvalidReference { .. })
+        ));
+        assert_eq!(img.tags[0].familiar(), "busybox:latest");
+        assert_eq!(img.size, testkit::busybox_layer().len() as u64);
+    }
+
+    #[test]
+    fn tags_move_and_leave_dangling_images() {
+        let (_t, s) = store();
+        let a = image(
+            &s,
+            &[testkit::busybox_layer()],
+            &["app:1"],
+            "2023-01-01T00:00:00Z",
+        );
+        let layer2 = testkit::rawtar::raw_tar(&[testkit::rawtar::RawEntry::file("x", b"x")]);
+        let b = image(
+            &s,
+            &[testkit::busybox_layer(), layer2],
+            &["app:1"],
+            "2024-01-01T00:00:00Z",
+        );
+        let list = s.images().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].id, b.id, "newest first");
+        assert!(list[1].tags.is_empty(), "a is dangling now");
+        s.tag(a.id.short(), &ImageRef::parse("app:old").unwrap())
+            .unwrap();
+        assert_eq!(s.image("app:old").unwrap().id, a.id);
+    }
+
+    #[test]
+    fn remove_untags_then_deletes_and_collects() {
+        let (_t, s) = store();
+        let img = image(
+            &s,
+            &[testkit::busybox_layer()],
+            &["a:1", "b:1"],
+            "2023-01-01T00:00:00Z",
+        );
+        let e = s.remove_image(img.id.short(), false).unwrap_err();
+        assert!(e.to_string().contains("must be forced"), "{e}");
+        let r = s.remove_image("a:1", false).unwrap();
+        assert_eq!(r, vec![Removed::Untagged(ImageRef::parse("a:1").unwrap())]);
+        assert!(s.has_blob(&img.config.digest));
+        let dir = s.unpacked_dir(&img.layers[0]).unwrap();
+        let r = s.remove_image("b:1", false).unwrap();
+        assert_eq!(r.last(), Some(&Removed::Deleted(img.id.clone())));
+        assert!(!s.has_blob(&img.config.digest));
+        // This process still leases the layer it unpacked above (it may be
+        // a lowerdir of a running build) until its store is closed; then a
+        // prune collects it.
+        assert!(dir.exists());
+        drop(s);
+        let s = Store::open(_t.path().join("root")).unwrap();
+        s.prune(Default::default()).unwrap();
+        assert!(
+            ls(&s.layout.blobs()).is_empty(),
+            "{:?}",
+            ls(&s.layout.blobs())
+        );
+        assert!(ls(&s.layout.layers()).is_empty());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn shared_layers_survive_removal_of_one_image() {
+        let (_t, s) = store();
+        let a = image(
+            &s,
+            &[testkit::busybox_layer()],
+            &["a:1"],
+            "2023-01-01T00:00:00Z",
+        );
+        drop(s);
+        let s = Store::open(_t.path().join("root")).unwrap();
+        let extra = testkit::rawtar::raw_tar(&[testkit::rawtar::RawEntry::file("x", b"x")]);
+        let b = image(
+            &s,
+            &[testkit::busybox_layer(), extra],
+            &["b:1"],
+            "2023-01-01T00:00:00Z",
+        );
+        drop(s);
+        let s = Store::open(_t.path().join("root")).unwrap();
+        s.remove_image("a:1", false).unwrap();
+        assert!(!s.has_blob(&a.config.digest));
+        let l = s.layer(&b.layers[0]).unwrap().unwrap();
+        assert!(s.has_blob(&l.blob().digest), "shared layer blob kept");
+        assert!(s.has_blob(&b.manifest.digest));
+    }
+
+    #[test]
+    fn put_image_checks_consistency() {
+        let (_t, s) = store();
+        let l = s
+            .ingest_layer(&testkit::busybox_layer()[..], Default::default())
+            .unwrap();
+        let other = Digest::of(b"x");
+        let cfg = crate::testutil::config_for(std::slice::from_ref(&other), "2023-01-01T00:00:00Z");
+        let e = s
+            .put_image(&NewImage {
+                config: &cfg,
+                layers: std::slice::from_ref(&l.diff_id),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("do not match"), "{e}");
+        let e = s
+            .put_image(&NewImage {
+                config: &cfg,
+                layers: &[other],
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(matches!(e, Error::LayerNotFound(_)), "{e}");
+        let cfg =
+            crate::testutil::config_for(std::slice::from_ref(&l.diff_id), "2023-01-01T00:00:00Z");
+        let bad_manifest = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#;
+        let e = s
+            .put_image(&NewImage {
+                config: &cfg,
+                layers: std::slice::from_ref(&l.diff_id),
+                manifest: Some(bad_manifest),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("its config is"), "{e}");
+    }
+}

@@ -334,3 +334,100 @@ fn syncfs(p: &Path) -> Result<()> {
     let f = File::open(p).at("open", p)?;
     rustix::fs::syncfs(&f).at("syncfs", p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ls, store};
+
+    #[test]
+    fn ingest_compressed_layer_then_unpack_lazily() {
+        let (_t, s) = store();
+        let tar = testkit::busybox_layer();
+        let gz = testkit::gzip(&tar);
+        let l = s.ingest_layer(&gz[..], LayerHints::default()).unwrap();
+        assert_eq!(l.diff_id.as_str(), testkit::sha256(&tar));
+        assert_eq!(l.blob().digest.as_str(), testkit::sha256(&gz));
+        assert_eq!(l.blob().media_type, media::OCI_LAYER_GZIP);
+        assert_eq!(l.size, tar.len() as u64);
+        assert!(!s.layout.layer_dir(&l.diff_id).exists(), "unpacked lazily");
+        let dir = s.unpacked_dir(&l.diff_id).unwrap();
+        assert!(dir.join("bin/busybox").is_file());
+        assert_eq!(s.unpacked_dir(&l.diff_id).unwrap(), dir);
+        let mut back = Vec::new();
+        s.layer_tar(&l.diff_id)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, tar);
+    }
+
+    #[test]
+    fn wrong_digests_leave_nothing() {
+        let (_t, s) = store();
+        let tar = testkit::busybox_layer();
+        let wrong = Digest::of(b"something else");
+        for hints in [
+            LayerHints {
+                diff_id: Some(&wrong),
+                ..Default::default()
+            },
+            LayerHints {
+                blob_digest: Some(&wrong),
+                ..Default::default()
+            },
+        ] {
+            let e = s.ingest_layer(&tar[..], hints).unwrap_err();
+            assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+        }
+        let e = s.ingest_blob(&b"data"[..], Some(&wrong)).unwrap_err();
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+        assert!(ls(&s.layout.blobs()).is_empty());
+        assert!(
+            ls(s.owner().unwrap().dir()).is_empty(),
+            "no temporary files left"
+        );
+        assert!(s.layer(&Digest::of(&tar)).unwrap().is_none());
+    }
+
+    #[test]
+    fn hostile_layer_is_refused_at_ingest() {
+        let (_t, s) = store();
+        let tar = testkit::rawtar::raw_tar(&[testkit::rawtar::RawEntry::file("../x", b"x")]);
+        let e = s.ingest_layer(&tar[..], LayerHints::default()).unwrap_err();
+        assert!(e.to_string().contains("'..'"), "{e}");
+        assert!(ls(&s.layout.blobs()).is_empty());
+    }
+
+    #[test]
+    fn commit_layer_dir_renames_without_extracting() {
+        let (_t, s) = store();
+        let scratch = s.temp_dir().unwrap();
+        let upper = scratch.path().join("upper");
+        fs::create_dir_all(upper.join("app")).unwrap();
+        fs::write(upper.join("app/hello"), b"hi\n").unwrap();
+        let ino =
+            std::os::unix::fs::MetadataExt::ino(&fs::metadata(upper.join("app/hello")).unwrap());
+        let layer = s
+            .commit_layer_dir(&upper, |w| {
+                let mut b = tar::Builder::new(w);
+                b.append_dir_all(".", &upper)?;
+                b.finish()
+            })
+            .unwrap();
+        let dir = s.unpacked_dir(&layer.diff_id).unwrap();
+        let moved = fs::metadata(dir.join("app/hello")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&moved),
+            ino,
+            "renamed, not copied"
+        );
+        assert!(!upper.exists());
+        assert_eq!(layer.blob().digest, layer.diff_id);
+        assert!(s.has_blob(&layer.diff_id));
+
+        let outside = tempfile::tempdir().unwrap();
+        let e = s.commit_layer_dir(outside.path(), |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("temp_dir"), "{e}");
+    }
+}

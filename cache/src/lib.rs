@@ -43,6 +43,9 @@ mod store;
 mod temp;
 mod unpack;
 
+#[cfg(test)]
+mod testutil;
+
 pub mod archive;
 pub mod rootfs;
 

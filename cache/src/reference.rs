@@ -51,13 +51,13 @@ impl ImageRef {
         );
         // docker treats a first component with upper case as a domain;
         // oci-spec only looks for '.', ':' and "localhost".
-        if registry == DEFAULT_REGISTRY && !s.starts_with("docker.io/") {
-            if let Some((first, rest)) = s.split_once('/') {
-                if first.bytes().any(|b| b.is_ascii_uppercase()) {
-                    registry = first.to_string();
-                    repository = strip_tag_digest(rest).to_string();
-                }
-            }
+        if registry == DEFAULT_REGISTRY
+            && !s.starts_with("docker.io/")
+            && let Some((first, rest)) = s.split_once('/')
+            && first.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            registry = first.to_string();
+            repository = strip_tag_digest(rest).to_string();
         }
         if repository.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad(&format!(

@@ -96,7 +96,6 @@ pub(crate) fn scan_layer(r: &mut dyn Read, label: &str) -> Result<()> {
             + entry.header().entry_size().unwrap_or(0).div_ceil(512) * 512;
         s.entry(&mut entry)?;
     }
-    drop(archive);
     if counted.n < last_end + 512 {
         return Err(Error::InvalidLayer {
             layer: label.to_string(),
@@ -217,12 +216,20 @@ impl Scanner<'_> {
         }
         self.seen.insert(rel, k);
         // Read through the content so that truncation is noticed.
-        io::copy(entry, &mut io::sink()).map_err(|e| {
+        let want = entry.size();
+        let got = io::copy(entry, &mut io::sink()).map_err(|e| {
             self.invalid(format!(
-                "reading {}: {e} (truncated tar?)",
-                String::from_utf8_lossy(&raw)
+                "reading {}: {}",
+                String::from_utf8_lossy(&raw),
+                truncated(e)
             ))
         })?;
+        if got != want {
+            return Err(self.invalid(format!(
+                "truncated tar: {} ends after {got} of its {want} bytes",
+                String::from_utf8_lossy(&raw)
+            )));
+        }
         Ok(())
     }
 

@@ -68,7 +68,6 @@ pub(crate) fn unpack_layer(r: &mut dyn Read, dest: &Path, layer: &str) -> Result
         last_end = entry.raw_file_position() + round512(entry.header().entry_size().unwrap_or(0));
         u.entry(&mut entry)?;
     }
-    drop(entries);
     let mut inner = archive.into_inner();
     // The end-of-archive marker is two zero blocks; tar stops at the
     // first, which must have been read.
@@ -382,14 +381,13 @@ impl Unpacker<'_> {
                     } else {
                         meta.gid = v;
                     }
-                } else if key == b"mtime" {
-                    if let Some(secs) = std::str::from_utf8(ext.value_bytes())
+                } else if key == b"mtime"
+                    && let Some(secs) = std::str::from_utf8(ext.value_bytes())
                         .ok()
                         .and_then(|s| s.split('.').next())
                         .and_then(|s| s.parse::<i64>().ok())
-                    {
-                        meta.mtime = secs;
-                    }
+                {
+                    meta.mtime = secs;
                 }
             }
         }
@@ -403,9 +401,19 @@ impl Unpacker<'_> {
         path: &Path,
     ) -> Result<()> {
         use std::io::Write;
+        let (want, mut got) = (entry.size(), 0u64);
         loop {
             let k = match entry.read(&mut self.buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) if got == want => return Ok(()),
+                Ok(0) => {
+                    return Err(Error::InvalidLayer {
+                        layer: self.layer.to_string(),
+                        reason: format!(
+                            "truncated tar: {} ends after {got} of its {want} bytes",
+                            path.display()
+                        ),
+                    });
+                }
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -415,6 +423,7 @@ impl Unpacker<'_> {
                     });
                 }
             };
+            got += k as u64;
             f.write_all(&self.buf[..k]).at("write", path)?;
         }
     }

@@ -128,7 +128,14 @@ fn read_members(store: &Store, r: impl Read, a: &mut Archive) -> Result<()> {
                     // Legacy v1 metadata: not needed.
                 } else {
                     let label = format!("archive member {name}");
+                    let expected = entry.size();
                     let lb = store.write_layer_blob(&mut entry, &label)?;
+                    if lb.pending.size != expected {
+                        return Err(Error::InvalidArchive(format!(
+                            "truncated: member {name} ends after {} of its {expected} bytes",
+                            lb.pending.size
+                        )));
+                    }
                     if let Some(hex) = named_digest(&name) {
                         verify(&Digest::from_hex(hex)?, &lb.pending.digest, &label)?;
                     }

@@ -261,3 +261,83 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+    use crate::testutil::{image, store};
+    use std::io::Read;
+    use testkit::rawtar::{RawEntry as E, raw_tar};
+
+    fn listing(tar: &[u8]) -> Vec<(String, String)> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                let what = match e.header().entry_type() {
+                    tar::EntryType::Directory => "dir".to_string(),
+                    tar::EntryType::Symlink => {
+                        format!("-> {}", e.link_name().unwrap().unwrap().display())
+                    }
+                    tar::EntryType::Link => {
+                        format!("=> {}", e.link_name().unwrap().unwrap().display())
+                    }
+                    _ => {
+                        let mut s = String::new();
+                        e.read_to_string(&mut s).unwrap();
+                        s
+                    }
+                };
+                (name, what)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_are_applied() {
+        let (_t, s) = store();
+        let lower = raw_tar(&[
+            E::dir("a/"),
+            E::file("a/1", b"a1"),
+            E::file("a/2", b"a2"),
+            E::dir("b/"),
+            E::file("b/old", b"old"),
+            E::file("c", b"file c"),
+            E::dir("d/"),
+            E::file("d/keep", b"k"),
+            E::hardlink("a/2-link", "a/2"),
+        ]);
+        let upper = raw_tar(&[
+            E::file("a/.wh.1", b""),
+            E::dir("b/"),
+            E::file("b/.wh..wh..opq", b""),
+            E::file("b/new", b"new"),
+            E::dir("c/"),
+            E::file("c/inside", b"now a dir"),
+            E::symlink("d/link", "keep"),
+            E::file(".wh.gone", b""),
+        ]);
+        let img = image(&s, &[lower, upper], &["t:1"], "2023-01-01T00:00:00Z");
+        let mut out = Vec::new();
+        export(&s, &img, &mut out).unwrap();
+        let got = listing(&out);
+        let want: Vec<(String, String)> = [
+            ("a/", "dir"),
+            ("a/2", "a2"),
+            ("a/2-link", "=> a/2"),
+            ("b/", "dir"),
+            ("b/new", "new"),
+            ("c/", "dir"),
+            ("c/inside", "now a dir"),
+            ("d/", "dir"),
+            ("d/keep", "k"),
+            ("d/link", "-> keep"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+}

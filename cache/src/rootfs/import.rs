@@ -69,7 +69,7 @@ pub fn import(store: &Store, r: impl Read, opts: &ImportOptions<'_>) -> Result<I
         repo_digests: &[],
     });
     if result.is_err() {
-        let _ = store.discard(&[blob_digest], &[layer.diff_id.clone()]);
+        let _ = store.discard(&[blob_digest], std::slice::from_ref(&layer.diff_id));
     }
     result
 }
