@@ -42,6 +42,7 @@ mod scan;
 mod store;
 mod temp;
 mod unpack;
+mod usage;
 
 #[cfg(test)]
 mod testutil;
@@ -61,3 +62,4 @@ pub use records::{Descriptor, Image, Layer, media};
 pub use reference::{DEFAULT_REGISTRY, ImageRef};
 pub use store::Store;
 pub use unpack::OPAQUE_XATTR;
+pub use usage::{DiskUsage, UsageRow};
