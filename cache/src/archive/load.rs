@@ -44,7 +44,8 @@ struct Member {
     diff_id: Digest,
     usize: u64,
     compression: Compression,
-    scan: Result<()>,
+    /// Why the member is not an acceptable layer tar, if it is not.
+    scan: std::result::Result<(), String>,
 }
 
 /// Metadata members kept in memory.
@@ -146,7 +147,7 @@ fn read_members(store: &Store, r: impl Read, a: &mut Archive) -> Result<()> {
                         diff_id: lb.diff_id.clone(),
                         usize: lb.size,
                         compression: lb.compression,
-                        scan: lb.scan,
+                        scan: lb.scan.map_err(|e| e.to_string()),
                     };
                     store.commit_blob(lb.pending)?;
                     if !existed {
@@ -371,7 +372,7 @@ fn read_config(store: &Store, m: &Member, what: &str) -> Result<(Vec<u8>, Vec<Di
 /// Checks a layer member against the diffID the config expects.
 fn check_layer(m: &Member, want: &Digest, what: &str) -> Result<()> {
     if let Err(e) = &m.scan {
-        return Err(Error::InvalidArchive(format!("{what}: {e}")));
+        return Err(Error::InvalidArchive(e.clone()));
     }
     verify(
         want,
