@@ -367,13 +367,8 @@ fn check_manifest(m: &[u8], id: &Digest, layers: &[Layer]) -> Result<String> {
         what: format!("manifest {md}"),
         reason,
     };
-    let v: serde_json::Value = serde_json::from_slice(m).map_err(|e| bad(e.to_string()))?;
-    let media_type = v
-        .get("mediaType")
-        .and_then(|t| t.as_str())
-        .unwrap_or(media::OCI_MANIFEST)
-        .to_string();
-    let parsed: Manifest = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+    let parsed = crate::oci::parse_manifest(m, &format!("manifest {md}"))?;
+    let media_type = parsed.media_type.clone();
     if &parsed.config.digest != id {
         return Err(bad(format!(
             "its config is {}, not {id}",
@@ -396,13 +391,6 @@ fn check_manifest(m: &[u8], id: &Digest, layers: &[Layer]) -> Result<String> {
         }
     }
     Ok(media_type)
-}
-
-/// The parts of a manifest kiln checks.
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct Manifest {
-    pub(crate) config: Descriptor,
-    pub(crate) layers: Vec<Descriptor>,
 }
 
 /// An OCI manifest for `config` and the preferred blob of each layer.

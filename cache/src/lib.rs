@@ -36,6 +36,7 @@ mod images;
 mod layers;
 mod layout;
 mod meta;
+mod oci;
 mod records;
 mod reference;
 mod scan;

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::archive::clean_member;
 use crate::blobs::verify;
@@ -23,7 +22,8 @@ use crate::config::ImageConfig;
 use crate::digest::{Digest, is_hex64};
 use crate::error::{Error, Result};
 use crate::images::{METADATA_LIMIT, NewImage};
-use crate::records::{Descriptor, media};
+use crate::oci::{self, IndexEntry, Manifest};
+use crate::records::Descriptor;
 use crate::reference::ImageRef;
 use crate::store::Store;
 
@@ -212,40 +212,6 @@ struct DockerManifestEntry {
     layers: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<IndexEntry>,
-}
-
-#[derive(Deserialize)]
-struct IndexEntry {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: Digest,
-    size: u64,
-    #[serde(default)]
-    annotations: HashMap<String, String>,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(rename = "mediaType", default)]
-    media_type: Option<String>,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
 fn plan(store: &Store, a: &Archive) -> Result<Vec<Plan>> {
     let oci = match a.meta.get("index.json") {
         Some(bytes) => Some(oci_manifests(store, a, bytes)?),
@@ -277,10 +243,10 @@ struct OciImage {
 }
 
 fn oci_manifests(store: &Store, a: &Archive, index: &[u8]) -> Result<Vec<OciImage>> {
-    let idx: Index = serde_json::from_slice(index)
-        .map_err(|e| Error::InvalidArchive(format!("index.json: {e}")))?;
+    let entries =
+        oci::parse_index(index, "index.json").map_err(|e| Error::InvalidArchive(e.to_string()))?;
     let mut out = Vec::new();
-    for e in &idx.manifests {
+    for e in &entries {
         collect_manifest(store, a, e, name_of(e)?, &mut out, 0)?;
     }
     Ok(out)
@@ -305,37 +271,28 @@ fn collect_manifest(
     out: &mut Vec<OciImage>,
     depth: usize,
 ) -> Result<()> {
-    let desc = Descriptor {
-        media_type: e.media_type.clone(),
-        digest: e.digest.clone(),
-        size: e.size,
-    };
-    let m = a.blob_member(&desc)?;
+    let desc = &e.descriptor;
+    let m = a.blob_member(desc)?;
     let bytes = store.read_blob(&m.digest, METADATA_LIMIT)?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|err| Error::InvalidArchive(format!("blob {}: {err}", e.digest)))?;
-    let mt = v
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .unwrap_or(&e.media_type);
-    if mt == media::OCI_INDEX || mt == media::DOCKER_MANIFEST_LIST || v.get("manifests").is_some() {
+    let what = format!("blob {}", desc.digest);
+    if oci::is_index(&bytes) {
         if depth > 4 {
             return Err(Error::InvalidArchive(
                 "image indexes nested too deeply".into(),
             ));
         }
-        let idx: Index = serde_json::from_value(v)
-            .map_err(|err| Error::InvalidArchive(format!("index {}: {err}", e.digest)))?;
+        let entries =
+            oci::parse_index(&bytes, &what).map_err(|e| Error::InvalidArchive(e.to_string()))?;
         let arch = host_arch();
-        let pick: Vec<&IndexEntry> = if idx.manifests.len() == 1 {
-            idx.manifests.iter().collect()
+        let pick: Vec<&IndexEntry> = if entries.len() == 1 {
+            entries.iter().collect()
         } else {
-            idx.manifests
+            entries
                 .iter()
                 .filter(|m| {
                     m.platform
                         .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                        .is_some_and(|(os, ar)| os == "linux" && ar == arch)
                 })
                 .take(1)
                 .collect()
@@ -343,7 +300,7 @@ fn collect_manifest(
         if pick.is_empty() {
             return Err(Error::InvalidArchive(format!(
                 "index {} has no manifest for linux/{arch}",
-                e.digest
+                desc.digest
             )));
         }
         for m in pick {
@@ -351,8 +308,8 @@ fn collect_manifest(
         }
         return Ok(());
     }
-    let manifest: Manifest = serde_json::from_value(v)
-        .map_err(|err| Error::InvalidArchive(format!("manifest {}: {err}", e.digest)))?;
+    let manifest =
+        oci::parse_manifest(&bytes, &what).map_err(|e| Error::InvalidArchive(e.to_string()))?;
     out.push(OciImage {
         bytes,
         manifest,
@@ -459,7 +416,6 @@ fn plan_oci(store: &Store, a: &Archive, o: OciImage) -> Result<Plan> {
         check_layer(m, want, &format!("layer blobs/sha256/{}", d.digest.hex()))?;
         layers.push((m.diff_id.clone(), d.clone(), m.usize));
     }
-    let _ = o.manifest.media_type;
     Ok(Plan {
         config,
         layers,

@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::images::Manifest;
 use crate::records::{Image, media};
 use crate::reference::ImageRef;
 use crate::store::Store;
@@ -46,11 +45,8 @@ pub fn save(store: &Store, items: &[SaveItem], w: impl Write) -> Result<()> {
     for item in items {
         let img = &item.image;
         let manifest_bytes = store.image_manifest(img)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&manifest_bytes).map_err(|e| Error::InvalidImage {
-                what: format!("manifest {}", img.manifest.digest),
-                reason: e.to_string(),
-            })?;
+        let what = format!("manifest {}", img.manifest.digest);
+        let manifest = crate::oci::parse_manifest(&manifest_bytes, &what)?;
         for d in manifest.layers.iter().map(|l| &l.digest) {
             if written.insert(d.clone()) {
                 append_blob(store, &mut b, d)?;
