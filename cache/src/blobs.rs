@@ -6,9 +6,10 @@
 //! Blobs are never rewritten: storing a blob that exists is a no-op.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::bgwrite::BgWriter;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{fsync_dir, remove_any};
@@ -55,32 +56,29 @@ impl Drop for TempGuard {
     }
 }
 
-/// A temporary file being filled, hashed as it is written.
+/// A temporary file being filled, hashed as it is written (the hashing
+/// on the caller's thread, the writing and fsync on another).
 pub(crate) struct BlobWriter {
     guard: TempGuard,
-    inner: HashingWriter<BufWriter<File>>,
+    inner: HashingWriter<BgWriter>,
 }
 
 impl BlobWriter {
     pub(crate) fn create(path: PathBuf) -> Result<BlobWriter> {
         let f = File::create(&path).at("create", &path)?;
         Ok(BlobWriter {
-            inner: HashingWriter::new(BufWriter::with_capacity(COPY_BUF, f)),
+            inner: HashingWriter::new(BgWriter::new(f)),
             guard: TempGuard::new(path),
         })
     }
 
-    /// Flushes and fsyncs; the blob is then ready to be put in place.
+    /// Writes out and fsyncs; the blob is then ready to be put in place.
     pub(crate) fn finish(self) -> Result<PendingBlob> {
         let BlobWriter { guard, inner } = self;
+        let (digest, size, bg) = inner.finish();
+        bg.finish().at("write", guard.path())?;
         let path = guard.take();
-        let (digest, size, buf) = inner.finish();
-        let pending = PendingBlob { path, digest, size };
-        let f = buf
-            .into_inner()
-            .map_err(|e| Error::io("write", &pending.path, e.into_error()))?;
-        f.sync_all().at("fsync", &pending.path)?;
-        Ok(pending)
+        Ok(PendingBlob { path, digest, size })
     }
 }
 

@@ -69,7 +69,7 @@ fn decode_and_scan(
 
 /// Reads to the end of `r`, discarding.
 fn drain(r: &mut impl Read, label: &str) -> Result<()> {
-    io::copy(r, &mut io::sink())
+    crate::scan::skip(r, &mut vec![0u8; COPY_BUF])
         .map(|_| ())
         .map_err(|e| Error::stream(format!("read {label}"), e))
 }

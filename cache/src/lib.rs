@@ -24,6 +24,7 @@
 //! The on-disk layout is described in [`layout`](crate::layout) and
 //! `docs/store.md`.
 
+mod bgwrite;
 mod blobs;
 mod cache_index;
 mod compression;

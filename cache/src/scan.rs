@@ -85,6 +85,7 @@ pub(crate) fn scan_layer(r: &mut dyn Read, label: &str) -> Result<()> {
     let mut s = Scanner {
         label,
         seen: HashMap::new(),
+        buf: vec![0u8; crate::blobs::COPY_BUF],
     };
     let mut counted = Counted { inner: r, n: 0 };
     let mut archive = tar::Archive::new(&mut counted);
@@ -121,6 +122,22 @@ impl Read for Counted<'_> {
 struct Scanner<'a> {
     label: &'a str,
     seen: HashMap<PathBuf, Kind>,
+    /// Read buffer: large, so that a big member streams through the
+    /// hashing and writing readers below in few calls.
+    buf: Vec<u8>,
+}
+
+/// Reads `r` to its end through `buf`; returns the byte count.
+pub(crate) fn skip(r: &mut impl Read, buf: &mut [u8]) -> io::Result<u64> {
+    let mut n = 0;
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => n += k as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Scanner<'_> {
@@ -217,7 +234,7 @@ impl Scanner<'_> {
         self.seen.insert(rel, k);
         // Read through the content so that truncation is noticed.
         let want = entry.size();
-        let got = io::copy(entry, &mut io::sink()).map_err(|e| {
+        let got = skip(entry, &mut self.buf).map_err(|e| {
             self.invalid(format!(
                 "reading {}: {}",
                 String::from_utf8_lossy(&raw),
