@@ -1,0 +1,1 @@
+//! Content hashing (placeholder while the context module lands).

@@ -1,0 +1,1 @@
+//! File operations (placeholder while the context module lands).
