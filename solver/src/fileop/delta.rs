@@ -160,11 +160,11 @@ pub fn delta_copy(
         let dir = upper.open_dir(parent)?;
         let t = Timestamps {
             last_access: Timespec {
-                tv_sec: st.st_atime as i64,
+                tv_sec: st.st_atime,
                 tv_nsec: st.st_atime_nsec as _,
             },
             last_modification: Timespec {
-                tv_sec: st.st_mtime as i64,
+                tv_sec: st.st_mtime,
                 tv_nsec: st.st_mtime_nsec as _,
             },
         };

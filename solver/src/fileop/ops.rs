@@ -132,8 +132,8 @@ fn remove_at(dir: &std::os::fd::OwnedFd, name: &std::ffi::CStr) -> rustix::io::R
         Mode::empty(),
     )?;
     let mut names = Vec::new();
-    let mut d = rustix::fs::Dir::read_from(&sub)?;
-    while let Some(e) = d.next() {
+    let d = rustix::fs::Dir::read_from(&sub)?;
+    for e in d {
         let e = e?;
         let n = e.file_name();
         if n.to_bytes() != b"." && n.to_bytes() != b".." {
