@@ -183,6 +183,24 @@ fn import_export_prune_and_df() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // bzip2 and xz, as docker import takes them.
+    for (tool, ext) in [("bzip2", "bz2"), ("xz", "xz")] {
+        store_common::require(tool);
+        let p = k.path(&format!("e1.tar.{ext}"));
+        let data = sh(std::process::Command::new("sh").arg("-c").arg(format!(
+            "{tool} -c {} > {} && echo ok",
+            e1.display(),
+            p.display()
+        )));
+        assert_eq!(data.trim(), "ok");
+        k.ok(&["import", p.to_str().unwrap(), &format!("{ext}:1")]);
+        let q = "{{json .RootFS.Layers}}";
+        assert_eq!(
+            k.ok(&["inspect", "-f", q, &format!("{ext}:1")]),
+            k.ok(&["inspect", "-f", q, "stdin:1"])
+        );
+        k.ok(&["rmi", &format!("{ext}:1")]);
+    }
     let bad = k.fails(&["import", "-c", "RUN rm -rf /", e1.to_str().unwrap(), "x:1"]);
     assert!(bad.contains("RUN is not supported"), "{bad}");
 

@@ -3,14 +3,17 @@
 //!
 //! The tar is stored as the layer blob as it comes (checked as a layer
 //! while it streams), the config is written with the `--change`s applied
-//! and a history entry `Imported from SOURCE`.
+//! and a history entry `Imported from SOURCE`. bzip2 and xz tars, which
+//! `docker import` also takes but no image format can describe, are
+//! stored decompressed.
 
 use std::io::Read;
 
 use serde_json::{Map, Value, json};
 
 use crate::archive::host_arch;
-use crate::error::Result;
+use crate::compression::peek;
+use crate::error::{Error, Result};
 use crate::images::NewImage;
 use crate::records::Image;
 use crate::reference::ImageRef;
@@ -32,6 +35,18 @@ pub struct ImportOptions<'a> {
     pub created: Option<&'a str>,
 }
 
+/// Unwraps bzip2 and xz; anything else passes through unchanged.
+fn decompress_legacy<'a>(r: impl Read + 'a, label: &str) -> Result<Box<dyn Read + 'a>> {
+    let (head, r) = peek(r, 6).map_err(|e| Error::stream(format!("read {label}"), e))?;
+    Ok(if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(r))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(r))
+    } else {
+        Box::new(r)
+    })
+}
+
 /// Imports the rootfs tar read from `r`.
 pub fn import(store: &Store, r: impl Read, opts: &ImportOptions<'_>) -> Result<Image> {
     // Check the changes before reading a possibly large stream.
@@ -40,7 +55,7 @@ pub fn import(store: &Store, r: impl Read, opts: &ImportOptions<'_>) -> Result<I
         apply_change(&mut cfg, c)?;
     }
     let label = format!("import of {}", opts.source);
-    let blob = store.write_layer_blob(r, &label)?;
+    let blob = store.write_layer_blob(decompress_legacy(r, &label)?, &label)?;
     let blob_digest = blob.pending.digest.clone();
     let layer = store.commit_layer_blob(blob, None)?;
     let created = opts
