@@ -46,6 +46,18 @@ pub(crate) struct LayerBlob {
     pub(crate) scan: Result<()>,
 }
 
+/// Compressions docker accepts in a layer file but no image format can
+/// describe.
+fn unsupported_compression(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"BZh") {
+        Some("bzip2")
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some("xz")
+    } else {
+        None
+    }
+}
+
 /// Decompresses `src`, scanning the tar and hashing it for the diffID.
 fn decode_and_scan(
     c: Compression,
@@ -141,7 +153,7 @@ impl Store {
     /// not raised, because an archive member may turn out not to be a
     /// layer at all; read and decompression errors are raised.
     pub(crate) fn write_layer_blob(&self, r: impl Read, label: &str) -> Result<LayerBlob> {
-        let (head, r) = peek(r, 4).map_err(|e| Error::stream(format!("read {label}"), e))?;
+        let (head, r) = peek(r, 6).map_err(|e| Error::stream(format!("read {label}"), e))?;
         let compression = Compression::detect(&head);
         let mut w = self.blob_writer()?;
         let mut src = Latch {
@@ -153,7 +165,15 @@ impl Store {
         };
         let (scan, diff) = match compression {
             Compression::None => {
-                let scan = scan_layer(&mut src, label);
+                let scan = match unsupported_compression(&head) {
+                    Some(name) => Err(Error::InvalidLayer {
+                        layer: label.to_string(),
+                        reason: format!(
+                            "{name}-compressed layers are not supported (use gzip, zstd or none)"
+                        ),
+                    }),
+                    None => scan_layer(&mut src, label),
+                };
                 drain(&mut src, label)?;
                 (scan, None)
             }
@@ -396,6 +416,25 @@ mod tests {
         let tar = testkit::rawtar::raw_tar(&[testkit::rawtar::RawEntry::file("../x", b"x")]);
         let e = s.ingest_layer(&tar[..], LayerHints::default()).unwrap_err();
         assert!(e.to_string().contains("'..'"), "{e}");
+        assert!(ls(&s.layout.blobs()).is_empty());
+    }
+
+    #[test]
+    fn bzip2_and_xz_layers_are_named_in_the_error() {
+        let (_t, s) = store();
+        for (head, name) in [
+            (&b"BZh91AY&SY"[..], "bzip2"),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0, 0][..], "xz"),
+        ] {
+            let e = s
+                .ingest_layer(head, LayerHints::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("{name}-compressed layers are not supported")),
+                "{e}"
+            );
+        }
         assert!(ls(&s.layout.blobs()).is_empty());
     }
 
