@@ -420,6 +420,28 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_unpacks_share_one_directory() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Store>();
+        let (_t, s) = store();
+        let l = s
+            .ingest_layer(&testkit::busybox_layer()[..], LayerHints::default())
+            .unwrap();
+        let dirs: Vec<PathBuf> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| sc.spawn(|| s.unpacked_dir(&l.diff_id).unwrap()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(dirs.iter().all(|d| d == &dirs[0]));
+        assert_eq!(ls(&s.layout.layers()).len(), 1);
+        assert!(
+            ls(s.owner().unwrap().dir()).is_empty(),
+            "no half-unpacked copies left"
+        );
+    }
+
+    #[test]
     fn bzip2_and_xz_layers_are_named_in_the_error() {
         let (_t, s) = store();
         for (head, name) in [
