@@ -191,6 +191,26 @@ impl Store {
         self.image(id.as_str())
     }
 
+    /// Removes a tag and returns the image it pointed at. The image stays,
+    /// dangling if this was its last tag (use [`Store::remove_image`] to
+    /// delete it as `rmi` does).
+    pub fn untag(&self, tag: &ImageRef) -> Result<Digest> {
+        let key = tag_key(tag)?;
+        self.meta.write(|w| {
+            let v = w
+                .get(Table::Tags, &key)?
+                .ok_or_else(|| Error::ImageNotFound(tag.familiar()))?;
+            w.delete(Table::Tags, &key)?;
+            std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| Digest::parse(s).ok())
+                .ok_or_else(|| Error::CorruptRecord {
+                    key: format!("tags/{key}"),
+                    message: "not an image ID".into(),
+                })
+        })
+    }
+
     /// Removes an image reference: a tag is untagged (and the image
     /// deleted when it was its last tag); an ID deletes the image with all
     /// its tags, which needs `force` when it has several. Unreferenced
