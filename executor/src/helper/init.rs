@@ -44,6 +44,8 @@ fn init(request: Request, rootfs: Option<OwnedFd>, report: &OwnedFd) -> Result<E
     if helper_gone(report) {
         std::process::exit(1);
     }
+    // `ps` in the sandbox shows PID 1 as what it is.
+    let _ = rustix::thread::set_name(c"kiln-init");
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| failure("making init non-dumpable", e))?;
     rustix::process::umask(rustix::fs::Mode::empty());

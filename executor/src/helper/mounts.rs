@@ -256,7 +256,9 @@ pub(super) fn setup(spec: &SandboxSpec, items: Vec<Item>) -> Result<Vec<Stub>, F
                     &target,
                     MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
                 )
-                .map_err(|e| mount_err(&target, e))?;
+                .map_err(|e| {
+                    type_mismatch(&target, item.dir).unwrap_or_else(|| mount_err(&target, e))
+                })?;
                 if readonly {
                     remount_readonly(&target, MountFlags::empty())?;
                 }
@@ -283,6 +285,25 @@ pub(super) fn setup(spec: &SandboxSpec, items: Vec<Item>) -> Result<Vec<Stub>, F
         }
     }
     Ok(stubs.done)
+}
+
+/// A clearer error when a file is mounted on a directory or the reverse.
+fn type_mismatch(target: &Path, source_is_dir: bool) -> Option<Failure> {
+    let target_is_dir = std::fs::metadata(target).ok()?.is_dir();
+    (target_is_dir != source_is_dir).then(|| {
+        let (s, t) = if source_is_dir {
+            ("a directory", "a file")
+        } else {
+            ("a file", "a directory")
+        };
+        failure(
+            "mounting",
+            format!(
+                "cannot mount {s} on {}: it is {t} in the image",
+                target.display()
+            ),
+        )
+    })
 }
 
 fn mount_err(target: &Path, e: rustix::io::Errno) -> Failure {
