@@ -259,7 +259,13 @@ impl<W: Write> TarWriter<W> {
         } else {
             return Ok(());
         }
-        for (k, v) in xattrs(full)? {
+        // A hard link's xattrs are its inode's, already on the first entry.
+        let attrs = if header.entry_type() == tar::EntryType::Link {
+            Vec::new()
+        } else {
+            xattrs(full)?
+        };
+        for (k, v) in attrs {
             let mut key = b"SCHILY.xattr.".to_vec();
             key.extend_from_slice(&k);
             pax.push((key, v));
