@@ -274,7 +274,7 @@ fn upper_fixture() -> (PathBuf, PathBuf) {
     wh(upper.join("never-existed"));
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &upper.join("fifo"),
+        upper.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
         0,
