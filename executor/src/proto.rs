@@ -38,16 +38,8 @@ pub(crate) struct Request {
     pub(crate) mount_point: PathBuf,
     /// When set, mount this overlay instead of attaching a received mount.
     pub(crate) legacy: Option<LegacyMount>,
-    /// Generated files to bind-mount.
-    pub(crate) files: RunFiles,
-}
-
-/// Files the caller generated for the sandbox (in the scratch space).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct RunFiles {
-    pub(crate) hosts: PathBuf,
-    pub(crate) resolv_conf: PathBuf,
-    pub(crate) hostname: Option<PathBuf>,
+    /// Generated files to mount read-only: (target, content).
+    pub(crate) files: Vec<(String, String)>,
 }
 
 /// Caller → helper, after the request.

@@ -1,6 +1,6 @@
 //! The caller's side of a sandbox run.
 //!
-//! [`Runtime::run`] writes the generated /etc files, creates the cgroup,
+//! [`Runtime::run`] generates the /etc files, creates the cgroup,
 //! spawns the sandbox helper (see [`crate::helper`] for the process
 //! design), hands it the request and the root filesystem, then streams the
 //! command's output to the sink and the log file while waiting for the
@@ -22,11 +22,11 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::cancel::CancelToken;
 use crate::cgroup::{Cgroup, Hierarchy};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::set_mtime;
 use crate::logs::{CHUNK, LogFile, LogSink, Stream};
 use crate::outcome::{Outcome, Status};
-use crate::proto::{self, Command, Event, Failure, HELPER_ARG, Request, RunFiles, Stub};
+use crate::proto::{self, Command, Event, Failure, HELPER_ARG, Request, Stub};
 use crate::snapshot::{RootfsSource, Snapshot};
 use crate::spec::SandboxSpec;
 
@@ -119,7 +119,7 @@ impl Runtime {
         io: RunIo<'_>,
     ) -> Result<Outcome> {
         spec.validate()?;
-        let files = write_run_files(snapshot.scratch(), spec)?;
+        let files = run_files(spec);
         let cgroup = if spec.limits.any() {
             Some(Cgroup::create(
                 &Hierarchy::detect()?,
@@ -220,30 +220,23 @@ fn failure_error(f: Failure) -> Error {
     }
 }
 
-/// Writes hosts, resolv.conf (and hostname) into `<scratch>/run`.
-fn write_run_files(scratch: &Path, spec: &SandboxSpec) -> Result<RunFiles> {
-    let dir = scratch.join("run");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).ctx("remove", &dir)?;
-    }
-    std::fs::create_dir(&dir).ctx("create", &dir)?;
-    let write = |name: &str, content: String| -> Result<PathBuf> {
-        let p = dir.join(name);
-        std::fs::write(&p, content).ctx("write", &p)?;
-        Ok(p)
-    };
-    Ok(RunFiles {
-        hosts: write(
-            "hosts",
+/// The generated /etc files: hosts, resolv.conf (and hostname). They are
+/// never written to disk: the sandbox serves them from a private tmpfs.
+fn run_files(spec: &SandboxSpec) -> Vec<(String, String)> {
+    let mut files = vec![
+        (
+            "/etc/hosts".to_string(),
             crate::network::hosts_file(&spec.hostname, &spec.extra_hosts),
-        )?,
-        resolv_conf: write("resolv.conf", crate::network::resolv_conf(spec.network))?,
-        hostname: if spec.hostname_file {
-            Some(write("hostname", format!("{}\n", spec.hostname))?)
-        } else {
-            None
-        },
-    })
+        ),
+        (
+            "/etc/resolv.conf".to_string(),
+            crate::network::resolv_conf(spec.network),
+        ),
+    ];
+    if spec.hostname_file {
+        files.push(("/etc/hostname".to_string(), format!("{}\n", spec.hostname)));
+    }
+    files
 }
 
 /// One run in progress.
@@ -261,7 +254,7 @@ impl Running<'_> {
         &mut self,
         snapshot: &Snapshot,
         spec: &SandboxSpec,
-        files: RunFiles,
+        files: Vec<(String, String)>,
         rootfs: RootfsSource,
         cgroup: Option<&Cgroup>,
         io: RunIo<'_>,

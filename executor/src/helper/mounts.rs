@@ -1,9 +1,10 @@
 //! The sandbox's filesystem view, built by PID 1.
 //!
 //! 1. [`prepare`], still in the host's view: every host path to be mounted
-//!    (bind sources, cache directories, the generated hosts/resolv.conf
-//!    files) is opened as a detached copy of its mount tree
-//!    (`open_tree(OPEN_TREE_CLONE)`); secret contents are read.
+//!    (bind sources, cache directories) is opened as a detached copy of its
+//!    mount tree (`open_tree(OPEN_TREE_CLONE)`); secret contents are read.
+//!    Generated files (hosts, resolv.conf, hostname) and secrets are served
+//!    from one small private tmpfs, so they never touch a disk.
 //! 2. [`enter_rootfs`]: the root filesystem is attached on the scratch
 //!    mount point (inside the private mount namespace) and becomes `/` with
 //!    `pivot_root(".", ".")`; the old root is detached. From here on no host
@@ -83,7 +84,8 @@ enum Action {
     Tmpfs {
         size: Option<u64>,
     },
-    Secret {
+    /// A file from the private tmpfs (generated files, secrets).
+    File {
         content: Vec<u8>,
         mode: u32,
         uid: u32,
@@ -105,21 +107,15 @@ fn clone_tree(path: &Path) -> Result<OwnedFd, Failure> {
 /// Opens every host-side mount source (see the module doc).
 pub(super) fn prepare(request: &Request) -> Result<Vec<Item>, Failure> {
     let mut items = Vec::new();
-    let files = &request.files;
-    let mut generated = vec![
-        ("/etc/hosts", &files.hosts),
-        ("/etc/resolv.conf", &files.resolv_conf),
-    ];
-    if let Some(h) = &files.hostname {
-        generated.push(("/etc/hostname", h));
-    }
-    for (target, source) in generated {
+    for (target, content) in &request.files {
         items.push(Item {
-            target: target.into(),
+            target: target.clone(),
             dir: false,
-            action: Action::Tree {
-                fd: clone_tree(source)?,
-                readonly: true,
+            action: Action::File {
+                content: content.clone().into_bytes(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
             },
         });
     }
@@ -142,7 +138,7 @@ pub(super) fn prepare(request: &Request) -> Result<Vec<Item>, Failure> {
                 mode,
                 uid,
                 gid,
-            } => Action::Secret {
+            } => Action::File {
                 content: std::fs::read(source).map_err(|e| {
                     failure("reading a secret", format!("{}: {e}", source.display()))
                 })?,
@@ -245,6 +241,10 @@ pub(super) fn setup(spec: &SandboxSpec, items: Vec<Item>) -> Result<Vec<Stub>, F
         }
     }
 
+    let mut files = FileStore {
+        mnt: None,
+        count: 0,
+    };
     for item in items {
         let target = stubs.ensure(&item.target, item.dir)?;
         match item.action {
@@ -276,12 +276,12 @@ pub(super) fn setup(spec: &SandboxSpec, items: Vec<Item>) -> Result<Vec<Stub>, F
                     Some(&opts),
                 )?;
             }
-            Action::Secret {
+            Action::File {
                 content,
                 mode,
                 uid,
                 gid,
-            } => mount_secret(&target, &content, mode, uid, gid)?,
+            } => files.mount_file(&target, &content, mode, uid, gid)?,
         }
     }
     Ok(stubs.done)
@@ -391,71 +391,84 @@ fn mask(p: &Path) -> Result<(), Failure> {
     }
 }
 
-/// A secret: its own small tmpfs (never on disk), one file with the
-/// requested owner and mode, bind-mounted read-only on the target.
-fn mount_secret(
-    target: &Path,
-    content: &[u8],
-    mode: u32,
-    uid: u32,
-    gid: u32,
-) -> Result<(), Failure> {
-    let stage =
-        |e: rustix::io::Errno| failure("mounting a secret", format!("{}: {e}", target.display()));
-    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(stage)?;
-    let size = format!("{}", content.len().max(4096) + 4096);
-    rustix::mount::fsconfig_set_string(&fs, "size", size.as_str()).map_err(stage)?;
-    rustix::mount::fsconfig_set_string(&fs, "mode", "0755").map_err(stage)?;
-    rustix::mount::fsconfig_create(&fs).map_err(stage)?;
-    let mnt = rustix::mount::fsmount(
-        &fs,
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-    )
-    .map_err(stage)?;
-    let file = rustix::fs::openat(
-        &mnt,
-        "secret",
-        rustix::fs::OFlags::WRONLY
-            | rustix::fs::OFlags::CREATE
-            | rustix::fs::OFlags::EXCL
-            | rustix::fs::OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode & 0o7777),
-    )
-    .map_err(stage)?;
-    let mut rest = content;
-    while !rest.is_empty() {
-        let n = rustix::io::write(&file, rest).map_err(stage)?;
-        rest = &rest[n..];
+/// A small tmpfs of the sandbox's own (never on disk, never in the
+/// image), created on first use, from which generated files and secrets
+/// are bind-mounted read-only, each with its own owner and mode.
+struct FileStore {
+    mnt: Option<OwnedFd>,
+    count: usize,
+}
+
+impl FileStore {
+    fn mount_file(
+        &mut self,
+        target: &Path,
+        content: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), Failure> {
+        let stage =
+            |e: rustix::io::Errno| failure("mounting a file", format!("{}: {e}", target.display()));
+        if self.mnt.is_none() {
+            let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(stage)?;
+            rustix::mount::fsconfig_set_string(&fs, "mode", "0700").map_err(stage)?;
+            rustix::mount::fsconfig_create(&fs).map_err(stage)?;
+            let mnt = rustix::mount::fsmount(
+                &fs,
+                FsMountFlags::FSMOUNT_CLOEXEC,
+                MountAttrFlags::MOUNT_ATTR_NOSUID
+                    | MountAttrFlags::MOUNT_ATTR_NODEV
+                    | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            )
+            .map_err(stage)?;
+            self.mnt = Some(mnt);
+        }
+        let mnt = self.mnt.as_ref().expect("created above");
+        let name = format!("f{}", self.count);
+        self.count += 1;
+        let file = rustix::fs::openat(
+            mnt,
+            name.as_str(),
+            rustix::fs::OFlags::WRONLY
+                | rustix::fs::OFlags::CREATE
+                | rustix::fs::OFlags::EXCL
+                | rustix::fs::OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o7777),
+        )
+        .map_err(stage)?;
+        let mut rest = content;
+        while !rest.is_empty() {
+            let n = rustix::io::write(&file, rest).map_err(stage)?;
+            rest = &rest[n..];
+        }
+        rustix::fs::fchown(
+            &file,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(stage)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777)).map_err(stage)?;
+        drop(file);
+        let tree = rustix::mount::open_tree(
+            mnt,
+            name.as_str(),
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(stage)?;
+        rustix::mount::move_mount(
+            &tree,
+            "",
+            CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| type_mismatch(target, false).unwrap_or_else(|| stage(e)))?;
+        remount_readonly(
+            target,
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        )
     }
-    rustix::fs::fchown(
-        &file,
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-    )
-    .map_err(stage)?;
-    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777)).map_err(stage)?;
-    drop(file);
-    let tree = rustix::mount::open_tree(
-        &mnt,
-        "secret",
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .map_err(stage)?;
-    rustix::mount::move_mount(
-        &tree,
-        "",
-        CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(stage)?;
-    remount_readonly(
-        target,
-        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-    )
 }
 
 /// Creates mount targets and remembers which ones did not exist.

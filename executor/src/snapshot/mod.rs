@@ -140,8 +140,6 @@ impl Snapshotter {
                 scratch.display()
             )));
         }
-        let merged = scratch.join("merged");
-        std::fs::create_dir(&merged).ctx("create", &merged)?;
         let mut snap = Snapshot {
             lowers: lowers.to_vec(),
             scratch: scratch.clone(),
@@ -294,10 +292,10 @@ impl Snapshot {
         }
     }
 
-    /// The empty directory the sandbox attaches its root on (inside its
-    /// own mount namespace; on the host it stays empty).
+    /// Where the sandbox attaches its root: the scratch directory itself,
+    /// covered only inside the sandbox's own mount namespace.
     pub(crate) fn mount_point(&self) -> PathBuf {
-        self.scratch.join("merged")
+        self.scratch.clone()
     }
 
     /// A root filesystem for one sandbox run.
@@ -316,6 +314,12 @@ impl Snapshot {
                 if let Some(fd) = detached.take() {
                     return Ok(RootfsSource::Detached(fd));
                 }
+                // Another run on the same snapshot: the previous overlay is
+                // gone (its sandbox ended), but a volatile overlay leaves a
+                // marker in its workdir that refuses a second mount. Start
+                // from an empty workdir; the upperdir carries on.
+                remove_all(work)?;
+                std::fs::create_dir(&*work).ctx("create", &*work)?;
                 match overlay::build_detached(lowers, upper, work) {
                     Ok(fd) => Ok(RootfsSource::Detached(fd)),
                     Err(overlay::BuildError::Unsupported(m) | overlay::BuildError::Refused(m)) => {
@@ -336,8 +340,8 @@ impl Snapshot {
     }
 
     /// Finishes the snapshot and returns the new layer directory, in overlay
-    /// upperdir format, inside the scratch directory (`<scratch>/upper`):
-    /// rename it into the store, or write it as a tar with
+    /// upperdir format, inside the scratch directory (`<scratch>/upper`),
+    /// synced to disk: rename it into the store, or write it as a tar with
     /// [`crate::diff::write_layer`] against [`Snapshot::lowers`]. Everything
     /// else in the scratch directory is removed.
     pub fn commit(mut self) -> Result<PathBuf> {
@@ -352,9 +356,13 @@ impl Snapshot {
                 remove_all(rootfs)?;
             }
         }
-        for name in ["merged", "empty", "run", ".copied"] {
+        for name in ["empty", ".copied"] {
             remove_all(&self.scratch.join(name))?;
         }
+        // The overlay is mounted `volatile` (no sync when it goes away), so
+        // the layer is made durable here, once, and only when it is kept.
+        let dir = std::fs::File::open(&upper).ctx("open", &upper)?;
+        rustix::fs::syncfs(&dir).ctx("sync the filesystem of", &upper)?;
         Ok(upper)
     }
 
