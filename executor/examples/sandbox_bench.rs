@@ -1,13 +1,20 @@
-//! Sandbox start-up benchmark: prepare a snapshot of the busybox layer, run
-//! `/bin/true` in a sandbox, throw the snapshot away — N times — and print
-//! the median, as bench/sandbox-start.sh reports it.
+//! Sandbox start-up benchmark (driven by `bench/sandbox-start.sh`).
 //!
-//! Usage: sandbox_bench [ITERATIONS] [WORKDIR]   (as root)
-//!        sandbox_bench once WORKDIR             (one iteration, for hyperfine)
+//! Each iteration prepares a snapshot of a busybox layer, runs `/bin/true`
+//! in a fresh sandbox and discards the snapshot; the medians of the three
+//! phases are printed. `run` is the sandbox itself — spawn the helper,
+//! namespaces, pivot_root, /proc /dev /sys, hosts/resolv.conf, user
+//! lookup, exec, wait, teardown — and is what compares to `buildah run` on
+//! an existing container.
 //!
-//! This binary is also its own sandbox helper (`run_if_requested`), like kiln.
+//! Usage (as root):
+//!   sandbox_bench [ITERATIONS] [WORKDIR]
+//!   sandbox_bench once WORKDIR        one iteration, no output (for hyperfine)
+//!
+//! `KILN_SNAPSHOTTER=copy` benchmarks the copy snapshotter. The binary is
+//! its own sandbox helper (`run_if_requested`), as kiln is.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use executor::{NullSink, RunIo, Runtime, SandboxSpec, Snapshotter};
@@ -15,9 +22,9 @@ use executor::{NullSink, RunIo, Runtime, SandboxSpec, Snapshotter};
 fn main() {
     executor::run_if_requested();
     let args: Vec<String> = std::env::args().collect();
-    let (iterations, once) = match args.get(1).map(String::as_str) {
+    let (iterations, quiet) = match args.get(1).map(String::as_str) {
         Some("once") => (1, true),
-        Some(n) => (n.parse().expect("ITERATIONS"), false),
+        Some(n) => (n.parse().expect("ITERATIONS must be a number"), false),
         None => (50, false),
     };
     let work = PathBuf::from(
@@ -29,59 +36,43 @@ fn main() {
     if !layer.exists() {
         testkit::write_busybox_rootfs(&layer).expect("write busybox rootfs");
     }
+    let lowers = vec![layer];
     let snapshotter = Snapshotter::from_env().expect("KILN_SNAPSHOTTER");
     let runtime = Runtime::new();
     let spec = SandboxSpec::new(["/bin/true"]);
-    let mut total = Vec::new();
-    let mut run_only = Vec::new();
-    let mut prep = Vec::new();
-    let mut disc = Vec::new();
+    let (mut prepare, mut run, mut discard, mut total) = (vec![], vec![], vec![], vec![]);
     for i in 0..iterations {
         let scratch = work.join(format!("scratch-{}-{i}", std::process::id()));
         let t0 = Instant::now();
-        let mut snap = snapshotter
-            .prepare(&[layer.clone()], &scratch)
-            .expect("prepare");
+        let mut snap = snapshotter.prepare(&lowers, &scratch).expect("prepare");
         let t1 = Instant::now();
         let outcome = runtime
             .run(&mut snap, &spec, RunIo::new(&mut NullSink))
             .expect("run");
         let t2 = Instant::now();
-        assert!(outcome.success(), "{outcome}");
-        if std::env::var_os("BENCH_SLEEP").is_some() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let t3 = Instant::now();
+        assert!(outcome.success(), "/bin/true: {outcome}");
         snap.discard().expect("discard");
-        disc.push(t3.elapsed());
-        total.push(t0.elapsed());
-        run_only.push(t2 - t1);
-        prep.push(t1 - t0);
+        let t3 = Instant::now();
+        prepare.push(t1 - t0);
+        run.push(t2 - t1);
+        discard.push(t3 - t2);
+        total.push(t3 - t0);
     }
-    if once {
+    if quiet {
         return;
     }
     println!(
-        "{iterations} runs of /bin/true: median {:.2} ms prepare+run+discard, {:.2} ms run alone (snapshotter {})",
-        ms(median(&mut total)),
-        ms(median(&mut run_only)),
-        snapshotter.kind()
+        "{iterations} × /bin/true ({} snapshotter): median run {:.2} ms; prepare {:.2} ms, discard {:.2} ms, total {:.2} ms",
+        snapshotter.kind(),
+        ms(&mut run),
+        ms(&mut prepare),
+        ms(&mut discard),
+        ms(&mut total),
     );
-    if std::env::var_os("BENCH_PHASES").is_some() {
-        println!(
-            "  prepare {:.2} ms, discard {:.2} ms",
-            ms(median(&mut prep)),
-            ms(median(&mut disc))
-        );
-    }
-    let _ = Path::new("");
 }
 
-fn median(v: &mut [Duration]) -> Duration {
+/// The median, in milliseconds.
+fn ms(v: &mut [Duration]) -> f64 {
     v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    v[v.len() / 2].as_secs_f64() * 1000.0
 }
