@@ -117,7 +117,7 @@ fn deleting_layer() -> PathBuf {
     std::fs::create_dir_all(l.join("home")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &l.join("home/app"),
+        l.join("home/app"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
