@@ -182,6 +182,8 @@ impl Runtime {
                 ),
             }),
             Some(Event::Failed(f)) => Err(failure_error(f)),
+            // The OOM killer took the helper or init itself: everything died.
+            _ if oom => Ok(outcome(Status::Signaled(libc::SIGKILL))),
             _ => Err(Error::Helper(format!(
                 "{} ended ({}) without reporting a result; is it a kiln binary whose main calls executor::run_if_requested()?",
                 self.helper.display(),
