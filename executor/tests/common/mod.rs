@@ -23,12 +23,28 @@ pub fn require_root() {
 
 /// A directory for this test under the target's tmp dir (same filesystem
 /// as the layers, as in the store).
+///
+/// Directories are kept until the next test process starts (so a failing
+/// test can be looked at), then removed.
 pub fn workdir(name: &str) -> PathBuf {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("executor-tests");
-    std::fs::create_dir_all(&base).unwrap();
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("executor-tests");
+        std::fs::create_dir_all(&root).unwrap();
+        // Leftovers of test processes that are gone.
+        for e in std::fs::read_dir(&root).unwrap().flatten() {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
+            if pid.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let mine = root.join(std::process::id().to_string());
+        std::fs::create_dir_all(&mine).unwrap();
+        mine
+    });
     let d = tempfile::Builder::new()
         .prefix(name)
-        .tempdir_in(&base)
+        .tempdir_in(base)
         .unwrap();
     d.keep()
 }
