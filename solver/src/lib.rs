@@ -4,6 +4,10 @@
 //! (later) the scheduler that runs the vertices a target needs, in parallel,
 //! reusing results from the content-addressed cache.
 
+pub mod contenthash;
+pub mod context;
+pub mod fileop;
+
 pub mod llb {
     //! The LLB-like build graph: vertices and their stable digests.
 }
