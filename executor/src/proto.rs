@@ -34,7 +34,8 @@ const MAX_FRAME: usize = 64 << 20;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Request {
     pub(crate) spec: SandboxSpec,
-    /// The (empty) directory to attach the root filesystem on.
+    /// The directory to attach the root filesystem on (the snapshot's
+    /// scratch directory, covered only inside the sandbox).
     pub(crate) mount_point: PathBuf,
     /// When set, mount this overlay instead of attaching a received mount.
     pub(crate) legacy: Option<LegacyMount>,

@@ -19,7 +19,14 @@
 //! copy when the overlay cannot be mounted (no overlayfs, not permitted,
 //! too many layers) — [`Snapshot::fallback_reason`] says why. The scratch
 //! directory must be on the store's filesystem so the result can be
-//! renamed into it.
+//! renamed into it. Its layout: `upper/` (the new layer), `work/`
+//! (overlay's), `rootfs/` and `.copied` (copy snapshotter), `empty/` (the
+//! lowerdir of a FROM-scratch overlay). The sandbox attaches its root on the
+//! scratch directory itself, inside its own mount namespace only.
+//!
+//! A snapshot that is neither committed nor discarded stays on disk (as a
+//! kept `kiln run` container does); the store's garbage collection owns
+//! abandoned scratch directories.
 
 mod copy;
 pub(crate) mod overlay;
