@@ -446,3 +446,27 @@ fn signals_are_forwarded_to_the_command() {
     assert_eq!(o.status, Status::Exited(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
 }
+
+#[test]
+fn device_nodes_made_by_a_step_cannot_be_opened() {
+    // CAP_MKNOD is in docker's default set: a root step can create a node
+    // for the host's disk, but every writable filesystem is nodev. (Some
+    // hosts deny raw disk access anyway; the /dev/null2 check is the one
+    // that fails without nodev everywhere: with Security::Insecure it opens.)
+    use std::os::unix::fs::MetadataExt;
+    let disk = std::fs::metadata("/").unwrap().dev();
+    let (major, minor) = (rustix::fs::major(disk), rustix::fs::minor(disk));
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+        let mut snap = prepare(kind, &[busybox_layer()], "mknod");
+        let (o, out, err) = sh(
+            &mut snap,
+            &format!(
+                "mknod /tmp/disk b {major} {minor} && (head -c 512 /tmp/disk >/dev/null 2>&1 && echo READ-THE-HOST-DISK || echo disk-blocked); \
+                 mknod /dev/null2 c 1 3 && (echo x 2>/dev/null > /dev/null2 && echo OPENED || echo dev-blocked); \
+                 echo y > /dev/null && head -c 1 /dev/zero | wc -c"
+            ),
+        );
+        assert!(o.success(), "{kind}: {o}: {err}");
+        assert_eq!(out, "disk-blocked\ndev-blocked\n1\n", "{kind}");
+    }
+}

@@ -160,24 +160,28 @@ pub(super) fn prepare(request: &Request) -> Result<Vec<Item>, Failure> {
 pub(super) fn enter_rootfs(request: &Request, rootfs: Option<OwnedFd>) -> Result<(), Failure> {
     let mp = &request.mount_point;
     let stage = "mounting the root filesystem";
+    // See `setup`: no device nodes from the image can be opened.
+    let nodev = if request.spec.security == Security::Sandbox {
+        MountFlags::NODEV
+    } else {
+        MountFlags::empty()
+    };
     match (&request.legacy, rootfs) {
         (Some(legacy), _) => {
             rustix::process::chdir(&legacy.cwd)
                 .map_err(|e| failure(stage, format!("chdir {}: {e}", legacy.cwd.display())))?;
             let data =
                 std::ffi::CString::new(legacy.data.clone()).map_err(|e| failure(stage, e))?;
-            rustix::mount::mount(
-                "overlay",
-                mp,
-                "overlay",
-                MountFlags::empty(),
-                data.as_c_str(),
-            )
-            .map_err(|e| failure(stage, format!("mount overlay on {}: {e}", mp.display())))?;
+            rustix::mount::mount("overlay", mp, "overlay", nodev, data.as_c_str())
+                .map_err(|e| failure(stage, format!("mount overlay on {}: {e}", mp.display())))?;
         }
         (None, Some(fd)) => {
             rustix::mount::move_mount(&fd, "", CWD, mp, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
                 .map_err(|e| failure(stage, format!("attach on {}: {e}", mp.display())))?;
+            if !nodev.is_empty() {
+                rustix::mount::mount_remount(mp, MountFlags::BIND | nodev, "")
+                    .map_err(|e| failure(stage, format!("remount {} nodev: {e}", mp.display())))?;
+            }
         }
         (None, None) => return Err(failure(stage, "no root filesystem was passed")),
     }
@@ -208,15 +212,25 @@ pub(super) fn setup(spec: &SandboxSpec, items: Vec<Item>) -> Result<Vec<Stub>, F
         None,
     )?;
 
+    // Every writable filesystem of a sandbox is `nodev`, so a root step
+    // that mknods a block device (CAP_MKNOD is in docker's default set)
+    // cannot open it: docker relies on the devices cgroup for that, which
+    // cgroup v2 only offers through BPF. The few real device nodes are
+    // bind mounts of their own, without `nodev`.
+    let nodev = if secure {
+        MountFlags::NODEV
+    } else {
+        MountFlags::empty()
+    };
     let dev = stubs.ensure("/dev", true)?;
     mount_fs(
         "tmpfs",
         &dev,
         "tmpfs",
-        MountFlags::NOSUID | MountFlags::STRICTATIME,
+        MountFlags::NOSUID | MountFlags::STRICTATIME | nodev,
         Some("mode=755,size=65536k"),
     )?;
-    populate_dev(&dev)?;
+    populate_dev(&dev, secure)?;
 
     let sys = stubs.ensure("/sys", true)?;
     let mut sys_flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
@@ -259,8 +273,14 @@ pub(super) fn setup(spec: &SandboxSpec, items: Vec<Item>) -> Result<Vec<Stub>, F
                 .map_err(|e| {
                     type_mismatch(&target, item.dir).unwrap_or_else(|| mount_err(&target, e))
                 })?;
+                let mut flags = nodev;
                 if readonly {
-                    remount_readonly(&target, MountFlags::empty())?;
+                    flags |= MountFlags::RDONLY;
+                }
+                if !flags.is_empty() {
+                    rustix::mount::mount_remount(&target, MountFlags::BIND | flags, "").map_err(
+                        |e| failure("mounting", format!("remount {}: {e}", target.display())),
+                    )?;
                 }
             }
             Action::Tmpfs { size } => {
@@ -335,7 +355,7 @@ fn remount_readonly(target: &Path, extra: MountFlags) -> Result<(), Failure> {
 
 /// The minimal /dev: the usual character devices, the standard symlinks,
 /// a private devpts instance and a /dev/shm tmpfs.
-fn populate_dev(dev: &Path) -> Result<(), Failure> {
+fn populate_dev(dev: &Path, nodev: bool) -> Result<(), Failure> {
     let err = |what: &str, e: std::io::Error| failure("populating /dev", format!("{what}: {e}"));
     for (name, major, minor) in DEVICES {
         let p = dev.join(name);
@@ -347,6 +367,12 @@ fn populate_dev(dev: &Path) -> Result<(), Failure> {
             rustix::fs::makedev(major, minor),
         )
         .map_err(|e| err(name, e.into()))?;
+        if nodev {
+            // A bind mount of the node onto itself, minus `nodev`.
+            rustix::mount::mount_bind(&p, &p).map_err(|e| err(name, e.into()))?;
+            rustix::mount::mount_remount(&p, MountFlags::BIND | MountFlags::NOSUID, "")
+                .map_err(|e| err(name, e.into()))?;
+        }
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
