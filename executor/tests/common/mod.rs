@@ -99,12 +99,20 @@ pub fn run(snap: &mut Snapshot, spec: &SandboxSpec) -> (Outcome, String, String)
     )
 }
 
-/// The mount points of this process's mount namespace.
+/// The mount points of this process's mount namespace that could be a
+/// sandbox's: those under the tests' own directories. A sandbox's root is
+/// attached on its scratch directory, so anything it leaked to the host
+/// (the root, /proc, /dev, its binds, a mount made by the step) would show
+/// up there. Other processes on a shared machine may mount elsewhere while
+/// the tests run; those are not ours to judge.
 pub fn mountinfo() -> Vec<String> {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let mut v: Vec<String> = text
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| Path::new(m).starts_with(&base))
         .collect();
     v.sort();
     v
