@@ -4,6 +4,4 @@
 //! (later) the scheduler that runs the vertices a target needs, in parallel,
 //! reusing results from the content-addressed cache.
 
-pub mod llb {
-    //! The LLB-like build graph: vertices and their stable digests.
-}
+pub mod llb;
