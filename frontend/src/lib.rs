@@ -22,7 +22,10 @@ pub mod parser;
 pub mod shell;
 mod span;
 
-// compile exports added with the compiler
+pub use compile::{
+    CheckReport, CompileOptions, Compiled, ImageMetaResolver, ResolvedImage, ScratchResolver,
+    check, compile,
+};
 pub use diagnostic::render as render_diagnostic;
 pub use error::{Error, ErrorKind, Result};
 pub use parser::{Ast, Node, parse};

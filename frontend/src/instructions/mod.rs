@@ -288,7 +288,7 @@ fn kvps(args: &[Word], cmd: &str, span: Span) -> Result<Vec<KeyValue>> {
     if args.is_empty() {
         return Err(at_least_one(cmd, span));
     }
-    if args.len() % 3 != 0 {
+    if !args.len().is_multiple_of(3) {
         return Err(err(format!("Bad input to {cmd}, too many arguments"), span));
     }
     args.chunks(3)
@@ -694,7 +694,7 @@ pub fn parse_instruction(node: &Node, lint: &mut Linter) -> Result<Option<Instru
             }
             if !node.json {
                 return Err(err(
-                    format!("SHELL requires the arguments to be in JSON form"),
+                    "SHELL requires the arguments to be in JSON form",
                     args.first().map_or(span, |a| a.span),
                 ));
             }

@@ -150,12 +150,12 @@ pub(crate) fn ram_in_bytes(s: &str) -> Option<u64> {
     Some((num * mult) as u64)
 }
 
+/// Expands one value of a `--mount` option.
+pub(crate) type Expander<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
 /// Parses a `--mount` value. With `expand`, values are expanded and every
 /// rule is checked; without, only `from` is checked (parse time).
-pub(crate) fn parse_mount(
-    val: &str,
-    expand: Option<&dyn Fn(&str) -> Result<String, String>>,
-) -> Result<MountSpec, String> {
+pub(crate) fn parse_mount(val: &str, expand: Option<Expander<'_>>) -> Result<MountSpec, String> {
     let fields = csv_fields(val).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
     let mut m = MountSpec {
         kind: MountType::Bind,

@@ -37,7 +37,9 @@ pub use definition::{Definition, DefinitionBuilder, StageResult, Vertex, VertexI
 pub use digest::Digest;
 pub use exec::{CacheSharing, Exec, Mount, MountKind, NetworkMode, ProxyEnv, SecurityMode};
 pub use file::{Chmod, Chown, CopyAction, FileAction, FileOp, MkdirAction, MkfileAction, RmAction};
-pub use image::{HISTORY_COMMENT, Healthcheck, History, Image, ImageConfig, LayerSource};
+pub use image::{
+    Empty, HISTORY_COMMENT, Healthcheck, History, Image, ImageConfig, LayerSource, RootFs,
+};
 pub use op::{GitSource, HttpSource, ImageSource, LocalSource, Merge, Op};
 pub use platform::Platform;
 pub use render::{render_dot, render_text};
