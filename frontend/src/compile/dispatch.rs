@@ -210,6 +210,20 @@ fn initial_live(ctx: &mut Ctx, i: usize) -> Result<Live> {
         .platform
         .clone()
         .unwrap_or_else(|| ctx.prep.target_platform.clone());
+    let total = usize::from(matches!(plan.base, Base::Image(..)))
+        + plan
+            .commands
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.command.instruction,
+                    Instruction::Add(_)
+                        | Instruction::Copy(_)
+                        | Instruction::Run(_)
+                        | Instruction::Workdir(_)
+                )
+            })
+            .count();
     let mut live = match &plan.base {
         Base::Stage(b) => {
             let mut l = ctx.lives[*b].clone().ok_or_else(|| {
@@ -279,8 +293,13 @@ fn initial_live(ctx: &mut Ctx, i: usize) -> Result<Live> {
             } else {
                 let name = if plan.unregistered {
                     format!("[internal] load image {}", resolved.reference)
+                } else if ctx.stage_display.is_empty() {
+                    format!("[1/{total}] FROM {}", resolved.reference)
                 } else {
-                    format!("FROM {}", resolved.reference)
+                    format!(
+                        "[{} 1/{total}] FROM {}",
+                        ctx.stage_display, resolved.reference
+                    )
                 };
                 let o = ctx.b.add(
                     Op::Image(solver::llb::ImageSource {
@@ -327,20 +346,7 @@ fn initial_live(ctx: &mut Ctx, i: usize) -> Result<Live> {
         live.user = live.image.config.user.clone();
     }
     live.cmd_index = 0;
-    live.cmd_total = usize::from(matches!(plan.base, Base::Image(..)))
-        + plan
-            .commands
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.command.instruction,
-                    Instruction::Add(_)
-                        | Instruction::Copy(_)
-                        | Instruction::Run(_)
-                        | Instruction::Workdir(_)
-                )
-            })
-            .count();
+    live.cmd_total = total;
     if matches!(plan.base, Base::Image(..)) {
         live.cmd_index = 1;
     }
