@@ -440,9 +440,9 @@ fn dispatch(ctx: &mut Ctx, live: &mut Live, stage: usize, cmd: &Cmd) -> Result<(
     let span = c.span;
     let r = match &c.instruction {
         Instruction::Env(kvs) => {
-            // Every pair sees the env from before the instruction.
-            let before = live.clone();
-            let mut msg = String::from("ENV");
+            // Every pair sees the env from before the instruction: expand
+            // them all first, then apply.
+            let mut pairs = Vec::with_capacity(kvs.len());
             for kv in kvs {
                 if kv.legacy {
                     ctx.report(
@@ -451,11 +451,15 @@ fn dispatch(ctx: &mut Ctx, live: &mut Live, stage: usize, cmd: &Cmd) -> Result<(
                         format!("\"{0} key=value\" should be used instead of legacy \"{0} key value\" format", c.name()),
                     );
                 }
-                let k = ctx.expand(&before, &kv.key.value, kv.key.span)?;
-                let v = ctx.expand(&before, &kv.value.value, kv.value.span)?;
+                let k = ctx.expand(live, &kv.key.value, kv.key.span)?;
+                let v = ctx.expand(live, &kv.value.value, kv.value.span)?;
                 if let Some(l) = ctx.lint.as_deref_mut() {
                     lint_secret(l, "ENV", &k, span);
                 }
+                pairs.push((k, v));
+            }
+            let mut msg = String::from("ENV");
+            for (k, v) in pairs {
                 msg.push_str(&format!(" {k}={v}"));
                 live.env.set(&k, &v);
                 add_env(&mut live.image.config.env, &k, &v);
@@ -464,8 +468,7 @@ fn dispatch(ctx: &mut Ctx, live: &mut Live, stage: usize, cmd: &Cmd) -> Result<(
             Ok(())
         }
         Instruction::Label(kvs) => {
-            let before = live.clone();
-            let mut msg = String::from("LABEL");
+            let mut pairs = Vec::with_capacity(kvs.len());
             for kv in kvs {
                 if kv.legacy {
                     ctx.report(
@@ -474,14 +477,18 @@ fn dispatch(ctx: &mut Ctx, live: &mut Live, stage: usize, cmd: &Cmd) -> Result<(
                         format!("\"{0} key=value\" should be used instead of legacy \"{0} key value\" format", c.name()),
                     );
                 }
-                let k = ctx.expand(&before, &kv.key.value, kv.key.span)?;
-                let v = ctx.expand(&before, &kv.value.value, kv.value.span)?;
+                let k = ctx.expand(live, &kv.key.value, kv.key.span)?;
+                let v = ctx.expand(live, &kv.value.value, kv.value.span)?;
+                pairs.push((k, v));
+            }
+            let mut msg = String::from("LABEL");
+            for (k, v) in pairs {
+                msg.push_str(&format!(" {k}={v}"));
                 live.image
                     .config
                     .labels
                     .get_or_insert_with(BTreeMap::new)
-                    .insert(k.clone(), v.clone());
-                msg.push_str(&format!(" {k}={v}"));
+                    .insert(k, v);
             }
             commit(live, msg, None);
             Ok(())

@@ -1,6 +1,8 @@
 //! Ordered variable lists, as the lexer reads them and as a stage's
 //! environment accumulates them.
 
+use std::collections::HashMap;
+
 /// Something the lexer can look variables up in.
 pub trait Env {
     /// The value of `key`, if set.
@@ -12,6 +14,7 @@ pub trait Env {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvList {
     entries: Vec<(String, String)>,
+    index: HashMap<String, usize>,
 }
 
 impl EnvList {
@@ -33,21 +36,31 @@ impl EnvList {
 
     /// Sets `key` (replacing in place, or appending).
     pub fn set(&mut self, key: &str, value: &str) {
-        if let Some(e) = self.entries.iter_mut().find(|(k, _)| k == key) {
-            e.1 = value.to_string();
-        } else {
-            self.entries.push((key.to_string(), value.to_string()));
+        match self.index.get(key) {
+            Some(&i) => self.entries[i].1 = value.to_string(),
+            None => {
+                self.index.insert(key.to_string(), self.entries.len());
+                self.entries.push((key.to_string(), value.to_string()));
+            }
         }
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &str) {
-        self.entries.retain(|(k, _)| k != key);
+        if self.index.remove(key).is_some() {
+            self.entries.retain(|(k, _)| k != key);
+            self.index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+        }
     }
 
     /// Whether `key` is set.
     pub fn contains(&self, key: &str) -> bool {
-        self.entries.iter().any(|(k, _)| k == key)
+        self.index.contains_key(key)
     }
 
     /// The entries in order.
