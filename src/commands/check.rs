@@ -64,7 +64,7 @@ pub(crate) fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<Strin
     let mut out = BTreeMap::new();
     for a in args {
         match a.split_once('=') {
-            Some((k, _)) if k.is_empty() => anyhow::bail!("invalid --build-arg {a:?}: empty name"),
+            Some(("", _)) => anyhow::bail!("invalid --build-arg {a:?}: empty name"),
             Some((k, v)) => {
                 out.insert(k.to_string(), v.to_string());
             }
