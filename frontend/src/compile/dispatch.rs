@@ -368,10 +368,16 @@ pub(crate) fn run_all(
             paths.iter().map(|p| paths::join(&[".", p])).collect()
         }
     });
+    // The first run's graph is thrown away: do not hash it.
+    let b = if includes.is_none() {
+        DefinitionBuilder::dry()
+    } else {
+        DefinitionBuilder::new()
+    };
     let mut ctx = Ctx {
         prep,
         opts,
-        b: DefinitionBuilder::new(),
+        b,
         lint,
         includes,
         context: None,
