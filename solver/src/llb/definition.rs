@@ -155,6 +155,16 @@ impl DefinitionBuilder {
         name: impl Into<String>,
         lines: Option<(u32, u32)>,
     ) -> Output {
+        if self.dry {
+            self.vertices.push(Vertex {
+                op,
+                inputs,
+                digest: Digest::from_string(format!("dry:{}", self.vertices.len())),
+                name: name.into(),
+                lines,
+            });
+            return Output::of(self.vertices.len() - 1);
+        }
         let digests: Vec<&Digest> = inputs
             .iter()
             .map(|o| &self.vertices[o.vertex].digest)
@@ -186,5 +196,94 @@ impl DefinitionBuilder {
             stages,
             target,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llb::{ImageSource, LocalSource, Merge, Platform};
+
+    fn image(r: &str) -> Op {
+        Op::Image(ImageSource {
+            reference: r.into(),
+            platform: Platform::parse("linux/amd64").unwrap(),
+        })
+    }
+
+    fn local() -> Op {
+        Op::Local(LocalSource {
+            name: "context".into(),
+            include_patterns: vec![],
+            exclude_patterns: vec![],
+        })
+    }
+
+    #[test]
+    fn digests_do_not_depend_on_position_and_duplicates_are_shared() {
+        let mut a = DefinitionBuilder::new();
+        let ia = a.add(image("x"), vec![], "a", None);
+        let la = a.add(local(), vec![], "", None);
+        let ma = a.add(
+            Op::Merge(Merge {
+                inputs: vec![Some(0), Some(1)],
+            }),
+            vec![ia, la],
+            "",
+            None,
+        );
+        let mut b = DefinitionBuilder::new();
+        let lb = b.add(local(), vec![], "", None);
+        let ib = b.add(image("x"), vec![], "other name", Some((1, 1)));
+        let mb = b.add(
+            Op::Merge(Merge {
+                inputs: vec![Some(0), Some(1)],
+            }),
+            vec![ib, lb],
+            "",
+            None,
+        );
+        assert_eq!(
+            a.vertices()[ma.vertex].digest,
+            b.vertices()[mb.vertex].digest
+        );
+        assert_eq!(
+            a.add(image("x"), vec![], "again", None),
+            ia,
+            "identical vertex reused"
+        );
+        let swapped = b.add(
+            Op::Merge(Merge {
+                inputs: vec![Some(0), Some(1)],
+            }),
+            vec![lb, ib],
+            "",
+            None,
+        );
+        assert_ne!(
+            b.vertices()[swapped.vertex].digest,
+            b.vertices()[mb.vertex].digest
+        );
+    }
+
+    #[test]
+    fn verify_catches_bad_order_and_digests() {
+        let mut b = DefinitionBuilder::new();
+        let i = b.add(image("x"), vec![], "", None);
+        b.add(
+            Op::Merge(Merge {
+                inputs: vec![Some(0)],
+            }),
+            vec![i],
+            "",
+            None,
+        );
+        let mut d = b.finish(vec![], 0);
+        d.verify().unwrap();
+        let mut bad = d.clone();
+        bad.vertices[0].op = image("y");
+        assert!(bad.verify().is_err());
+        d.vertices.swap(0, 1);
+        assert!(d.verify().is_err());
     }
 }
