@@ -183,28 +183,41 @@ fn link(command: Command, stages: &mut Vec<StagePlan>, lexer: &Lexer) -> Result<
 }
 
 fn find_cycle(stages: &[StagePlan]) -> Option<usize> {
-    // 0 = unvisited, 1 = on path, 2 = done
-    fn visit(i: usize, stages: &[StagePlan], state: &mut [u8]) -> bool {
-        match state[i] {
-            1 => return true,
-            2 => return false,
-            _ => {}
-        }
-        state[i] = 1;
+    // Iterative depth-first search (a long chain of stages must not exhaust
+    // the stack). 0 = unvisited, 1 = on the current path, 2 = done.
+    let edges = |i: usize| -> Vec<usize> {
         let mut next: Vec<usize> = stages[i].deps.iter().copied().collect();
         if let Base::Stage(b) = stages[i].base {
             next.push(b);
         }
-        for d in next {
-            if visit(d, stages, state) {
-                return true;
+        next
+    };
+    let mut state = vec![0u8; stages.len()];
+    for start in 0..stages.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, edges(start))];
+        state[start] = 1;
+        while let Some((node, pending)) = stack.last_mut() {
+            match pending.pop() {
+                Some(d) => match state[d] {
+                    1 => return Some(d),
+                    0 => {
+                        state[d] = 1;
+                        let e = edges(d);
+                        stack.push((d, e));
+                    }
+                    _ => {}
+                },
+                None => {
+                    state[*node] = 2;
+                    stack.pop();
+                }
             }
         }
-        state[i] = 2;
-        false
     }
-    let mut state = vec![0u8; stages.len()];
-    (0..stages.len()).find(|&i| visit(i, stages, &mut state))
+    None
 }
 
 fn reachable_from(stages: &[StagePlan], target: usize) -> BTreeSet<usize> {

@@ -640,3 +640,18 @@ fn labels_and_platform_on_target() {
     );
     assert_eq!(img.config.working_dir, "/");
 }
+
+#[test]
+fn a_long_chain_of_stages_compiles() {
+    let mut src = String::from("FROM busybox AS s0\n");
+    for i in 1..1000 {
+        src.push_str(&format!(
+            "FROM s{} AS s{i}\nCOPY --from=s{} /a /a{i}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    let c = ok(&src);
+    assert_eq!(c.definition.stages.len(), 1000);
+    c.definition.verify().unwrap();
+}

@@ -315,15 +315,34 @@ fn node_from_line(
     map: &LineMap,
     comments: Vec<String>,
 ) -> Result<Node, String> {
+    node_from_line_at(line, base, escape, map, comments, 0)
+}
+
+/// ONBUILD may wrap ONBUILD in the raw parse tree (the instruction layer
+/// rejects it); deeper than this is refused rather than risking the stack.
+const MAX_NESTING: usize = 64;
+
+fn node_from_line_at(
+    line: &str,
+    base: usize,
+    escape: char,
+    map: &LineMap,
+    comments: Vec<String>,
+    depth: usize,
+) -> Result<Node, String> {
+    if depth > MAX_NESTING {
+        return Err(format!("ONBUILD nested more than {MAX_NESTING} levels"));
+    }
     let sp = split::split_command(line, escape);
     let args = args::parse_args(&sp.keyword.0, &sp.args, escape)?;
     let nested = if args.sub_command {
-        Some(Box::new(node_from_line(
+        Some(Box::new(node_from_line_at(
             &sp.args,
             base + sp.args_offset,
             escape,
             map,
             Vec::new(),
+            depth + 1,
         )?))
     } else {
         None

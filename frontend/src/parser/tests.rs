@@ -131,3 +131,14 @@ fn weird_inputs_do_not_panic() {
         let _ = parse(s.as_bytes());
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let line = format!("FROM x\n{}RUN true\n", "ONBUILD ".repeat(100_000));
+    let err = parse(line.as_bytes()).unwrap_err();
+    assert!(err.message.contains("nested more than"), "{}", err.message);
+    assert!(parse(format!("FROM x\n{}RUN true\n", "ONBUILD ".repeat(10)).as_bytes()).is_ok());
+    // A very long line is fine.
+    let long = format!("FROM x\nRUN echo {}\n", "a ".repeat(500_000));
+    assert_eq!(parse(long.as_bytes()).unwrap().nodes.len(), 2);
+}

@@ -73,6 +73,7 @@ impl Lexer {
             raw_escapes: self.raw_escapes,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            depth: 0,
         };
         let (result, words) = st
             .process_stop_on(None, self.raw_escapes)
@@ -94,7 +95,11 @@ struct State<'a> {
     raw_escapes: bool,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    depth: usize,
 }
+
+/// Deepest `${...${...}}` nesting accepted (a bound on recursion).
+const MAX_DEPTH: usize = 200;
 
 #[derive(Default)]
 struct Words {
@@ -297,6 +302,16 @@ impl State<'_> {
     }
 
     fn process_dollar(&mut self) -> Result<String, LexError> {
+        if self.depth >= MAX_DEPTH {
+            return err(format!("substitutions nested deeper than {MAX_DEPTH}"));
+        }
+        self.depth += 1;
+        let r = self.process_dollar_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn process_dollar_inner(&mut self) -> Result<String, LexError> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.process_name();
@@ -611,6 +626,28 @@ mod tests {
             skip.process_word("$nope ${nope} ${nope:-d} $a", &env())
                 .unwrap(),
             "$nope ${nope} ${nope:-d} hello"
+        );
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use crate::shell::EnvList;
+
+    #[test]
+    fn deep_substitutions_are_refused() {
+        let word = format!("{}x{}", "${a:-".repeat(100_000), "}".repeat(100_000));
+        let e = Lexer::new('\\')
+            .process_word(&word, &EnvList::new())
+            .unwrap_err();
+        assert!(e.0.contains("nested deeper"), "{}", e.0);
+        let word = format!("{}x{}", "${a:-".repeat(50), "}".repeat(50));
+        assert_eq!(
+            Lexer::new('\\')
+                .process_word(&word, &EnvList::new())
+                .unwrap(),
+            "x"
         );
     }
 }
