@@ -79,8 +79,14 @@ pub fn busybox_entries() -> Vec<(String, Entry)> {
         ("bin/busybox".into(), Entry::File(0o755, busybox)),
         ("dev".into(), Entry::Dir(0o755)),
         ("etc".into(), Entry::Dir(0o755)),
-        ("etc/group".into(), Entry::File(0o644, GROUP.as_bytes().to_vec())),
-        ("etc/passwd".into(), Entry::File(0o644, PASSWD.as_bytes().to_vec())),
+        (
+            "etc/group".into(),
+            Entry::File(0o644, GROUP.as_bytes().to_vec()),
+        ),
+        (
+            "etc/passwd".into(),
+            Entry::File(0o644, PASSWD.as_bytes().to_vec()),
+        ),
         ("home".into(), Entry::Dir(0o755)),
         ("home/app".into(), Entry::Dir(0o755)),
         ("proc".into(), Entry::Dir(0o755)),
@@ -279,7 +285,11 @@ pub fn write_docker_archive(
         let mut oci_layers = Vec::new();
         let mut last_id = String::new();
         for layer in &image.layers {
-            let data = if gzip_layers { gzip(layer) } else { layer.clone() };
+            let data = if gzip_layers {
+                gzip(layer)
+            } else {
+                layer.clone()
+            };
             let digest = sha256(&data);
             let hex = digest.trim_start_matches("sha256:").to_string();
             let p = match style {
@@ -287,7 +297,11 @@ pub fn write_docker_archive(
                     if written.insert(hex.clone()) {
                         tar_dir(&mut b, &format!("{hex}/"))?;
                         tar_file(&mut b, &format!("{hex}/VERSION"), b"1.0")?;
-                        tar_file(&mut b, &format!("{hex}/json"), format!("{{\"id\":\"{hex}\"}}").as_bytes())?;
+                        tar_file(
+                            &mut b,
+                            &format!("{hex}/json"),
+                            format!("{{\"id\":\"{hex}\"}}").as_bytes(),
+                        )?;
                         tar_file(&mut b, &format!("{hex}/layer.tar"), &data)?;
                     }
                     format!("{hex}/layer.tar")
@@ -315,8 +329,13 @@ pub fn write_docker_archive(
         if written.insert(config_hex.clone()) {
             tar_file(&mut b, &config_path, &config)?;
         }
-        manifest.push(json!({"Config": config_path, "RepoTags": [image.repo_tag], "Layers": layer_paths}));
-        let (repo, tag) = image.repo_tag.rsplit_once(':').unwrap_or((&image.repo_tag, "latest"));
+        manifest.push(
+            json!({"Config": config_path, "RepoTags": [image.repo_tag], "Layers": layer_paths}),
+        );
+        let (repo, tag) = image
+            .repo_tag
+            .rsplit_once(':')
+            .unwrap_or((&image.repo_tag, "latest"));
         repositories
             .entry(repo.to_string())
             .or_insert_with(|| json!({}))
@@ -358,16 +377,28 @@ pub fn write_docker_archive(
 
 /// Writes `image` as an OCI image layout tar (no docker `manifest.json`),
 /// tagged with the tag part of its `repo_tag`.
-pub fn write_oci_archive(path: &Path, image: &FixtureImage, gzip_layers: bool) -> io::Result<PathBuf> {
+pub fn write_oci_archive(
+    path: &Path,
+    image: &FixtureImage,
+    gzip_layers: bool,
+) -> io::Result<PathBuf> {
     let file = std::fs::File::create(path)?;
     let mut b = tar::Builder::new(file);
     tar_file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let config = image.config_json();
     let config_digest = sha256(&config);
-    tar_file(&mut b, &format!("blobs/sha256/{}", &config_digest[7..]), &config)?;
+    tar_file(
+        &mut b,
+        &format!("blobs/sha256/{}", &config_digest[7..]),
+        &config,
+    )?;
     let mut layers = Vec::new();
     for layer in &image.layers {
-        let data = if gzip_layers { gzip(layer) } else { layer.clone() };
+        let data = if gzip_layers {
+            gzip(layer)
+        } else {
+            layer.clone()
+        };
         let d = sha256(&data);
         tar_file(&mut b, &format!("blobs/sha256/{}", &d[7..]), &data)?;
         let media = if gzip_layers {
@@ -385,7 +416,11 @@ pub fn write_oci_archive(path: &Path, image: &FixtureImage, gzip_layers: bool) -
     }))?;
     let md = sha256(&m);
     tar_file(&mut b, &format!("blobs/sha256/{}", &md[7..]), &m)?;
-    let tag = image.repo_tag.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+    let tag = image
+        .repo_tag
+        .rsplit_once(':')
+        .map(|(_, t)| t)
+        .unwrap_or("latest");
     let index = json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": m.len(),
         "annotations": {"org.opencontainers.image.ref.name": tag},
