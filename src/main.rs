@@ -13,6 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // kiln re-executes itself as the sandbox helper (`__kiln-sandbox`):
+    // that must happen before anything else (threads, logging, clap).
+    executor::run_if_requested();
     let cli = cli::Cli::parse();
     init_tracing(cli.debug);
     match commands::dispatch(cli) {

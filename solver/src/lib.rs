@@ -7,7 +7,4 @@
 pub mod contenthash;
 pub mod context;
 pub mod fileop;
-
-pub mod llb {
-    //! The LLB-like build graph: vertices and their stable digests.
-}
+pub mod llb;
