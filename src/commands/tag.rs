@@ -1,16 +1,25 @@
-//! `kiln tag`.
+//! `kiln tag`: point a new tag at an image.
 
 use std::process::ExitCode;
 
+use cache::ImageRef;
+
 use super::Globals;
+use super::images::open_store;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Arguments (not implemented yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// The image to tag (reference, ID or ID prefix).
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    source: String,
+    /// The new reference.
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    target: String,
 }
 
-pub(crate) fn run(_globals: &Globals, _args: Args) -> anyhow::Result<ExitCode> {
-    super::not_implemented("tag")
+pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let target = ImageRef::parse(&args.target)?;
+    let store = open_store(g)?;
+    store.tag(&args.source, &target)?;
+    Ok(ExitCode::SUCCESS)
 }

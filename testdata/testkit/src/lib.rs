@@ -8,6 +8,8 @@
 //! deliberately independent of kiln's own archive code, so tests that load
 //! them check kiln against something it did not write itself.
 
+pub mod rawtar;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
