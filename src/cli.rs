@@ -60,7 +60,7 @@ pub(crate) enum Command {
     /// Log out from a registry.
     Logout(commands::logout::Args),
     /// Run a command in a new container from an image.
-    Run(commands::run::Args),
+    Run(Box<commands::run::Args>),
     /// Remove unused data from the store.
     Prune(commands::prune::Args),
     /// Manage the store.

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod interrupt;
 mod root;
 
 use std::process::ExitCode;
@@ -22,7 +23,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<commands::run::ExitWith>() {
+                Some(e) => ExitCode::from(e.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

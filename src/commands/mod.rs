@@ -54,7 +54,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(&globals, args),
         Command::Login(args) => login::run(&globals, args),
         Command::Logout(args) => logout::run(&globals, args),
-        Command::Run(args) => run::run(&globals, args),
+        Command::Run(args) => run::run(&globals, *args),
         Command::Prune(args) => prune::run(&globals, args),
         Command::System(cmd) => system::run(&globals, cmd),
     }
