@@ -27,7 +27,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile.
-    Build(commands::build::Args),
+    Build(Box<commands::build::Args>),
     /// Parse and validate a Dockerfile without building; print warnings.
     Check(commands::check::Args),
     /// Developer tools: dump the parse tree or the build graph.

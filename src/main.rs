@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod interrupt;
+mod progress;
 mod root;
 
 use std::process::ExitCode;

@@ -38,7 +38,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         root: cli.root.unwrap_or_else(crate::root::default_root),
     };
     match cli.command {
-        Command::Build(args) => build::run(&globals, args),
+        Command::Build(args) => build::run(&globals, *args),
         Command::Check(args) => check::run(&globals, args),
         Command::Debug(cmd) => debug::run(&globals, cmd),
         Command::Images(args) => images::run(&globals, args),

@@ -299,6 +299,25 @@ impl Snapshot {
         }
     }
 
+    /// A descriptor of the snapshot's merged, writable root, for work done
+    /// in kiln's own process (the solver's file operations): a detached
+    /// overlay mount for overlay snapshots, the copied root for copy ones.
+    /// Nothing is mounted anywhere: use it only as a directory descriptor
+    /// (`openat`-style calls, or `/proc/self/fd/N/...` paths from this
+    /// process). Writes land in the snapshot as a sandbox's would; drop the
+    /// descriptor before [`Snapshot::commit`]. Fails on kernels without the
+    /// new mount API's `lowerdir+` (use a copy snapshotter there).
+    pub fn open_root(&mut self) -> Result<OwnedFd> {
+        match self.rootfs_source()? {
+            RootfsSource::Detached(fd) => Ok(fd),
+            RootfsSource::Legacy(_) => Err(Error::Snapshot(
+                "this kernel cannot build a detached overlay (no lowerdir+): \
+                 use KILN_SNAPSHOTTER=copy"
+                    .into(),
+            )),
+        }
+    }
+
     /// Where the sandbox attaches its root: the scratch directory itself,
     /// covered only inside the sandbox's own mount namespace.
     pub(crate) fn mount_point(&self) -> PathBuf {
