@@ -588,4 +588,3 @@ impl Solver {
 pub(crate) fn now_rfc3339() -> String {
     jiff::Timestamp::now().to_string()
 }
-
