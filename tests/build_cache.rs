@@ -119,7 +119,7 @@ fn a_changed_instruction_misses_from_that_step_on() {
     k.build(&[]);
     k.write(
         "Dockerfile",
-        &DOCKERFILE.replace(
+        DOCKERFILE.replace(
             "RUN echo \"used=$USED\" > /used",
             "RUN echo \"used=$USED\" > /used2",
         ),

@@ -25,7 +25,7 @@ fn sigint_cancels_cleanly() {
     let marker = format!("61.{}", std::process::id());
     k.write(
         "Dockerfile",
-        &format!(
+        format!(
             "FROM busybox\nRUN echo kept > /kept\nRUN echo started && sleep {marker}\nRUN echo never\n"
         ),
     );
