@@ -559,3 +559,94 @@ fn outputs_labels_and_iidfile() {
     k2.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(k2.ok(&["run", "--rm", "o:2"]), "hello world\n");
 }
+
+/// Serves `body` at every path on 127.0.0.1 until the returned guard is
+/// dropped; returns the base URL.
+fn serve(body: &'static [u8]) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn add_extracts_archives_and_downloads_urls() {
+    let k = Kiln::with_case("add");
+    // A gzip tar with a file and a directory.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("top.txt", &b"top\n"[..]), ("d/inner.txt", b"inner\n")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o640);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let raw = b.into_inner().unwrap();
+    std::fs::write(k.ctx.join("archive.tar.gz"), testkit::gzip(&raw)).unwrap();
+    const BODY: &[u8] = b"downloaded bytes\n";
+    let (url, hits) = serve(BODY);
+    let sum = testkit::sha256(BODY);
+    let url_arg = format!("URL={url}");
+    let sum_arg = format!("SUM={sum}");
+    k.build(&[
+        "--build-arg",
+        &url_arg,
+        "--build-arg",
+        &sum_arg,
+        "-t",
+        "add:1",
+    ]);
+    let f = k.files("add:1");
+    assert_eq!(f["unpacked/top.txt"].data, b"top\n");
+    assert_eq!(f["unpacked/top.txt"].mode, 0o640);
+    assert_eq!(f["unpacked/d/inner.txt"].data, b"inner\n");
+    assert_eq!(
+        f["kept/not-an-archive.tar"].data,
+        b"plain text, not a tar\n"
+    );
+    assert_eq!(f["copied/archive.tar.gz"].kind, 'f');
+    assert_eq!(f["dl/data.bin"].data, BODY);
+    assert_eq!(f["dl/data.bin"].mode, 0o600);
+    assert_eq!(f["renamed.bin"].data, BODY);
+    // Rebuild: the URL with a checksum is not fetched again; the other one
+    // is (its content decides its key), and both steps are cached.
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let p = k.build(&[
+        "--build-arg",
+        &url_arg,
+        "--build-arg",
+        &sum_arg,
+        "-t",
+        "add:1",
+    ]);
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "{p}"
+    );
+    assert_eq!(build_common::outcome(&p, "ADD --checksum"), "CACHED");
+    assert_eq!(build_common::outcome(&p, "/renamed.bin"), "CACHED");
+    // A wrong checksum fails the build, naming the URL.
+    let bad = format!("SUM=sha256:{}", "0".repeat(64));
+    let out = k.build_output(&["--build-arg", &url_arg, "--build-arg", &bad]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checksum") && err.contains(&url), "{err}");
+}
