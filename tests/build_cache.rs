@@ -185,3 +185,71 @@ fn the_cache_survives_lost_layers_in_a_new_store_only_by_rebuilding() {
     let p = k.build(&[]);
     assert_eq!(outcomes(&p), all("DONE"));
 }
+
+#[test]
+fn a_changed_context_is_copied_as_a_delta_that_matches_a_full_copy() {
+    let k = Kiln::new();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY . /app/\nRUN find /app -type f | sort | xargs cat > /all\n",
+    );
+    for i in 0..50 {
+        k.write(&format!("src/d{}/f{i}.txt", i % 5), format!("file {i}\n"));
+    }
+    k.write("gone.txt", "will be removed\n");
+    k.build(&["-t", "d:1"]);
+    // Change one file, add one, remove one: three builds, each a delta on
+    // the one before.
+    k.write("src/d0/f0.txt", "changed\n");
+    let out = k
+        .cmd(&["build", "--progress=plain", "-t", "d:2", "."])
+        .env("KILN_LOG", "solver::solve::file=debug")
+        .output()
+        .unwrap();
+    let p = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{p}");
+    assert_eq!(outcome(&p, "COPY . /app/"), "DONE");
+    assert!(
+        p.contains("delta copy wrote 1 entries, 0 whiteouts"),
+        "only the changed file is written: {p}"
+    );
+    k.write("src/new/added.txt", "added\n");
+    k.build(&["-t", "d:3"]);
+    std::fs::remove_file(k.ctx.join("gone.txt")).unwrap();
+    k.build(&["-t", "d:4"]);
+    // The same context built from scratch in a fresh store.
+    let fresh = Kiln::new();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", k.ctx.display()))
+        .arg(&fresh.ctx)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fresh.build(&["-t", "d:4"]);
+    let strip = |mut m: std::collections::BTreeMap<String, build_common::FsEntry>| {
+        // Directory times of the copy's parents are not compared; content,
+        // modes and ownership are.
+        for e in m.values_mut() {
+            if e.kind == 'd' {
+                e.data.clear();
+            }
+        }
+        m
+    };
+    let delta = strip(k.files("d:4"));
+    let full = strip(fresh.files("d:4"));
+    assert_eq!(
+        delta.keys().collect::<Vec<_>>(),
+        full.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(delta, full);
+    assert!(!delta.contains_key("app/gone.txt"));
+    assert_eq!(delta["app/src/d0/f0.txt"].data, b"changed\n");
+    assert_eq!(delta["app/src/new/added.txt"].data, b"added\n");
+    // The image has one layer per instruction, as BuildKit's.
+    let c = k.config_json("d:4");
+    assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+    // And the layer of the COPY is the same as a full copy's in content.
+    assert_eq!(k.files("d:4")["all"].data, fresh.files("d:4")["all"].data);
+}

@@ -61,10 +61,12 @@ impl RootDir {
     }
 
     /// A path under which this process can open the root's entries
-    /// (`/proc/self/fd/N`), valid as long as the `RootDir` lives.
+    /// (`/proc/self/fd/N/.`: the trailing `.` makes even `lstat` see the
+    /// directory rather than the descriptor's magic link), valid as long as
+    /// the `RootDir` lives.
     pub fn proc_path(&self) -> PathBuf {
         PathBuf::from(format!(
-            "/proc/self/fd/{}",
+            "/proc/self/fd/{}/.",
             std::os::fd::AsRawFd::as_raw_fd(&self.fd)
         ))
     }

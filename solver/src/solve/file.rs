@@ -19,7 +19,7 @@ use super::value::{Done, Fs, Value};
 use super::view::ReadView;
 use super::{Build, Solver};
 use crate::contenthash::{Selection, SourceOptions, SourceTree};
-use crate::fileop::{self, ChownSpec, CopyOptions, RootDir};
+use crate::fileop::{self, ChownSpec, CopyOptions, Manifest, RootDir};
 use crate::llb::{Chmod, Chown, CopyAction, FileAction, FileOp, HttpSource, Vertex, VertexId};
 
 /// The source selection of a copy action.
@@ -95,16 +95,7 @@ fn apply(
     };
     match a {
         FileAction::Copy(c) => {
-            let src = open_src(s, b, c.src.and_then(|i| inputs.get(i)))?;
-            let opts = CopyOptions {
-                dest: c.dest.clone(),
-                dir_contents_only: c.dir_contents_only,
-                owner: owner(&c.chown)?,
-                chmod: c.chmod.as_ref().map(chmod_of).transpose()?,
-                timestamp: None,
-                unpack: c.attempt_unpack,
-            };
-            fileop::copy(src.tree(), &selection(c), &opts, root)?;
+            copy(s, b, root, c, inputs)?;
         }
         FileAction::Mkdir(m) => {
             fileop::mkdir(
@@ -136,7 +127,46 @@ fn apply(
     Ok(())
 }
 
-/// Runs a file op; returns the new filesystem (base layers + one layer).
+/// What a file op produced.
+pub(crate) struct FileResult {
+    /// The new filesystem (base layers + one layer).
+    pub(crate) fs: Fs,
+    /// For a single COPY from the context: what it wrote, so that the next
+    /// build of the same step can copy only what changed.
+    pub(crate) manifest: Option<Manifest>,
+}
+
+/// The cache-table key of a copy manifest.
+pub(crate) fn manifest_key(key: &str) -> String {
+    format!("m:{key}")
+}
+
+/// A delta copy stacks at most this many thin layers before copying in
+/// full again.
+const MAX_STACKED_DELTAS: usize = 8;
+
+/// The single context copy of a file op that a delta copy can redo.
+fn delta_copy_action<'a>(f: &'a FileOp, inputs: &[Arc<Done>]) -> Option<&'a CopyAction> {
+    if f.base.is_none() || f.actions.len() != 1 {
+        return None;
+    }
+    match &f.actions[0] {
+        FileAction::Copy(c)
+            if c.src
+                .and_then(|i| inputs.get(i))
+                .is_some_and(|d| matches!(d.value, Value::Context)) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
+/// Runs a file op. A single COPY from the context whose previous result
+/// (same step, same definition, same base, other content) is in the cache
+/// is redone as a delta: only new and changed files are written, into a
+/// thin layer stacked on the previous copy's layer (see `try_delta`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     s: &Solver,
     b: &Build<'_>,
@@ -144,7 +174,9 @@ pub(crate) fn run(
     vertex: &Vertex,
     f: &FileOp,
     inputs: &[Arc<Done>],
-) -> Result<Fs> {
+    parts: &KeyParts,
+    allow_delta: bool,
+) -> Result<FileResult> {
     let base = match f.base {
         Some(i) => inputs
             .get(i)
@@ -153,6 +185,14 @@ pub(crate) fn run(
             .ok_or_else(|| Error::Invalid("file op base is not a filesystem".into()))?,
         None => Fs::default(),
     };
+    let single = delta_copy_action(f, inputs);
+    if allow_delta
+        && let Some(c) = single
+        && let Some(r) = try_delta(s, b, vertex, c, &base, parts)?
+    {
+        return Ok(r);
+    }
+    let mut manifest = None;
     let scratch = s.store.temp_dir()?;
     let (upper, lowers) = if f.base.is_none() {
         let upper = scratch.path().join("upper");
@@ -171,6 +211,10 @@ pub(crate) fn run(
         let result = (|| {
             let fd = snap.open_root()?;
             let root = RootDir::from_fd(fd, Path::new(&format!("<{}>", vertex.name)))?;
+            if let Some(c) = single {
+                manifest = Some(copy(s, b, &root, c, inputs)?);
+                return Ok(());
+            }
             for a in &f.actions {
                 apply(s, b, &root, a, inputs)?;
             }
@@ -183,7 +227,185 @@ pub(crate) fn run(
         (snap.commit()?, lowers)
     };
     let layer = commit_dir(s, &upper, &lowers)?;
-    Ok(base_plus(&base, layer))
+    Ok(FileResult {
+        fs: base_plus(&base, layer),
+        manifest,
+    })
+}
+
+/// Redoes a context copy as a delta over its previous result, if there is
+/// one to build on: plans the copy against the base, writes only what
+/// differs from the previous copy's manifest into a thin layer (whiteouts
+/// for what is gone), and stacks it on the previous copy's layers for
+/// later steps to run on. The image still needs one layer for the COPY:
+/// it is written from a view of the stacked layers (read, not copied).
+fn try_delta(
+    s: &Solver,
+    b: &Build<'_>,
+    vertex: &Vertex,
+    c: &CopyAction,
+    base: &Fs,
+    parts: &KeyParts,
+) -> Result<Option<FileResult>> {
+    let step = super::record::step_key(&s.opts.dockerfile_id, &s.opts.target, &vertex.name);
+    let Some(prev_key) = s.store.cache_get(&step)? else {
+        return Ok(None);
+    };
+    let prev_key = String::from_utf8_lossy(&prev_key).into_owned();
+    let vals = s.store.cache_get_many(&[
+        &super::record::Record::index_key(&prev_key),
+        &manifest_key(&prev_key),
+    ])?;
+    let (Some(rec), Some(man)) = (&vals[0], &vals[1]) else {
+        return Ok(None);
+    };
+    let Ok(rec) = serde_json::from_slice::<super::record::Record>(rec) else {
+        return Ok(None);
+    };
+    if rec.def != parts.def
+        || rec.inputs != parts.inputs
+        || rec.fs.layers.len() != base.layers.len() + 1
+        || rec.fs.layers[..base.layers.len()] != base.layers[..]
+    {
+        return Ok(None);
+    }
+    let prev_view = rec.fs.view_layers();
+    let base_view = base.view_layers();
+    if !prev_view.starts_with(base_view) {
+        return Ok(None);
+    }
+    let copy_part = &prev_view[base_view.len()..];
+    if copy_part.is_empty() || copy_part.len() >= MAX_STACKED_DELTAS {
+        return Ok(None);
+    }
+    let prev = Manifest::from_json(man)?;
+    let base_view_r = ReadView::open(s, base)?;
+    let tree = b.context.tree()?;
+    let opts = copy_options(c, base_view_r.root())?;
+    let scratch = s.store.temp_dir()?;
+    let upper = scratch.path().join("upper");
+    std::fs::create_dir(&upper).map_err(|e| Error::io(&upper, e))?;
+    let upper_root = RootDir::open(&upper)?;
+    let res = match fileop::delta_copy(
+        &tree,
+        &selection(c),
+        &opts,
+        base_view_r.root(),
+        &prev,
+        &upper_root,
+    ) {
+        Ok(r) => r,
+        Err(fileop::Error::DeltaUnsupported(why)) => {
+            tracing::debug!("{}: full copy: {why}", vertex.name);
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(upper_root);
+    drop(base_view_r);
+    tracing::debug!(
+        "{}: delta copy wrote {} entries, {} whiteouts",
+        vertex.name,
+        res.written,
+        res.deleted
+    );
+    let copy_dirs: Vec<std::path::PathBuf> = copy_part
+        .iter()
+        .rev()
+        .map(|d| s.store.unpacked_dir(d))
+        .collect::<std::result::Result<_, _>>()?;
+    let base_lowers = base.lowers(&s.store)?;
+    let mut lowers = copy_dirs.clone();
+    lowers.extend(base_lowers.iter().cloned());
+    let delta = commit_dir(s, &upper, &lowers)?;
+    drop(scratch);
+    let mut stack = Vec::new();
+    if delta.as_str() != super::value::EMPTY_LAYER {
+        stack.push(s.store.unpacked_dir(&delta)?);
+    }
+    stack.extend(copy_dirs);
+    let merged = ReadView::of_dirs(s, &stack)?;
+    let layer = write_merged(s, &merged.path(), &base_lowers)?;
+    drop(merged);
+    let mut layers = base.layers.clone();
+    layers.push(layer);
+    let mut view = prev_view.to_vec();
+    view.push(delta);
+    Ok(Some(FileResult {
+        fs: Fs {
+            layers,
+            view: Some(view),
+        },
+        manifest: Some(res.manifest),
+    }))
+}
+
+/// Writes the layer tar of a directory view (against `lowers`) into the
+/// store as a blob-only layer; returns its diffID.
+fn write_merged(s: &Solver, view: &Path, lowers: &[std::path::PathBuf]) -> Result<Digest> {
+    let (r, w) = std::io::pipe().map_err(|e| Error::io("pipe", e))?;
+    let view = view.to_path_buf();
+    let lowers = lowers.to_vec();
+    let writer = std::thread::spawn(move || -> executor::Result<()> {
+        let w = std::io::BufWriter::with_capacity(1 << 20, w);
+        let (mut w, _) = executor::diff::write_layer(
+            &view,
+            &lowers,
+            w,
+            &executor::diff::DiffOptions::default(),
+        )?;
+        std::io::Write::flush(&mut w).map_err(|e| executor::Error::Io {
+            op: "write",
+            path: view.clone(),
+            source: e,
+        })
+    });
+    let ingested = s
+        .store
+        .ingest_blob(std::io::BufReader::with_capacity(1 << 20, r), None);
+    let written = writer
+        .join()
+        .map_err(|_| Error::Invalid("layer writer thread panicked".into()))?;
+    written?;
+    let (digest, size) = ingested?;
+    s.store.register_layer(
+        &digest,
+        cache::Descriptor {
+            media_type: cache::media::OCI_LAYER.to_string(),
+            digest: digest.clone(),
+            size,
+        },
+        size,
+    )?;
+    Ok(digest)
+}
+
+fn copy_options(c: &CopyAction, dest: &RootDir) -> Result<CopyOptions> {
+    Ok(CopyOptions {
+        dest: c.dest.clone(),
+        dir_contents_only: c.dir_contents_only,
+        owner: c
+            .chown
+            .as_ref()
+            .map(|o| ChownSpec::parse(&chown_text(o)).resolve(dest))
+            .transpose()?,
+        chmod: c.chmod.as_ref().map(chmod_of).transpose()?,
+        timestamp: None,
+        unpack: c.attempt_unpack,
+    })
+}
+
+/// One copy action; returns what it wrote.
+fn copy(
+    s: &Solver,
+    b: &Build<'_>,
+    root: &RootDir,
+    c: &CopyAction,
+    inputs: &[Arc<Done>],
+) -> Result<Manifest> {
+    let src = open_src(s, b, c.src.and_then(|i| inputs.get(i)))?;
+    let opts = copy_options(c, root)?;
+    Ok(fileop::copy(src.tree(), &selection(c), &opts, root)?)
 }
 
 /// Commits an upperdir-format directory inside a store scratch dir as a

@@ -426,9 +426,14 @@ impl Solver {
                 name: &vertex.name,
             });
         }
+        let mut manifest = None;
         let fs = match &vertex.op {
             Op::Exec(e) => exec::run(self, build, v, vertex, e, inputs)?,
-            Op::File(f) => file::run(self, build, v, vertex, f, inputs)?,
+            Op::File(f) => {
+                let r = file::run(self, build, v, vertex, f, inputs, &parts, !ignore)?;
+                manifest = r.manifest;
+                r.fs
+            }
             Op::Http(h) => file::run_http(self, h, download)?,
             _ => unreachable!("only keyed ops get here"),
         };
@@ -450,7 +455,7 @@ impl Solver {
             created: created.clone(),
             duration_ms: elapsed.as_millis() as u64,
         };
-        self.record(&key, &rec, vertex)?;
+        self.record(&key, &rec, vertex, manifest.as_ref())?;
         self.progress.event(Event::Done { vertex: v, elapsed });
         Ok(Arc::new(Done {
             value: Value::Fs(fs),
@@ -473,7 +478,13 @@ impl Solver {
         }
     }
 
-    fn record(&self, key: &str, rec: &Record, vertex: &Vertex) -> Result<()> {
+    fn record(
+        &self,
+        key: &str,
+        rec: &Record,
+        vertex: &Vertex,
+        manifest: Option<&crate::fileop::Manifest>,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(rec).map_err(|e| Error::BadRecord {
             key: key.to_string(),
             message: e.to_string(),
@@ -482,6 +493,9 @@ impl Solver {
         let step = record::step_key(&self.opts.dockerfile_id, &self.opts.target, &vertex.name);
         self.store.cache_batch(|b| {
             b.put(&Record::index_key(key), &bytes, &pins)?;
+            if let Some(m) = manifest {
+                b.put(&file::manifest_key(key), &m.to_json(), &[])?;
+            }
             if vertex.lines.is_some() {
                 b.put(&step, key.as_bytes(), &[])?;
             }
