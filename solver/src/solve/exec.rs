@@ -158,7 +158,7 @@ pub(crate) fn run(
             tail: sink.tail.into_iter().collect(),
         });
     }
-    let upper = snap.commit()?;
+    let upper = snap.commit_unsynced()?;
     let layer = super::file::commit_dir(s, &upper, &lowers)?;
     drop(scratch);
     Ok(super::file::base_plus(&base, layer))

@@ -224,7 +224,7 @@ pub(crate) fn run(
             let _ = snap.discard();
             return Err(e);
         }
-        (snap.commit()?, lowers)
+        (snap.commit_unsynced()?, lowers)
     };
     let layer = commit_dir(s, &upper, &lowers)?;
     Ok(FileResult {
