@@ -297,10 +297,25 @@ impl Store {
                 dir.display()
             )));
         }
-        let mut w = self.blob_writer()?;
-        write_tar(&mut w)
-            .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e))?;
-        let pending = w.finish()?;
+        // Flush the directory to disk while its tar is written: both take
+        // as long as the layer is big, and they overlap well (the tar is
+        // read from the page cache while writeback goes on).
+        let (pending, synced) = std::thread::scope(|s| {
+            let sync = s.spawn(|| sync_tree(&canon));
+            let tar = (|| {
+                let mut w = self.blob_writer()?;
+                write_tar(&mut w).map_err(|e| {
+                    Error::stream(format!("write layer tar of {}", dir.display()), e)
+                })?;
+                w.finish()
+            })();
+            let synced = sync
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
+            (tar, synced)
+        });
+        let pending = pending?;
+        synced?;
         let diff_id = pending.digest.clone();
         let desc = Descriptor {
             media_type: media::OCI_LAYER.to_string(),
@@ -313,7 +328,6 @@ impl Store {
         if is_dir(&dest) {
             remove_any(&canon)?;
         } else {
-            sync_tree(&canon)?;
             self.place_layer_dir(canon, &dest)?;
         }
         self.record_layer(&diff_id, pending.size, desc)

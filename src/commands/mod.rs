@@ -34,9 +34,10 @@ pub(crate) struct Globals {
 }
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let globals = Globals {
-        root: cli.root.unwrap_or_else(crate::root::default_root),
-    };
+    let root = cli.root.unwrap_or_else(crate::root::default_root);
+    // Layer directories become overlay lowerdirs: the root must be absolute.
+    let root = std::path::absolute(&root).unwrap_or(root);
+    let globals = Globals { root };
     match cli.command {
         Command::Build(args) => build::run(&globals, *args),
         Command::Check(args) => check::run(&globals, args),

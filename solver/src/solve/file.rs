@@ -212,7 +212,9 @@ pub(crate) fn run(
             let fd = snap.open_root()?;
             let root = RootDir::from_fd(fd, Path::new(&format!("<{}>", vertex.name)))?;
             if let Some(c) = single {
+                let t = std::time::Instant::now();
                 manifest = Some(copy(s, b, &root, c, inputs)?);
+                tracing::debug!("{}: copied in {:?}", vertex.name, t.elapsed());
                 return Ok(());
             }
             for a in &f.actions {
@@ -226,7 +228,9 @@ pub(crate) fn run(
         }
         (snap.commit_unsynced()?, lowers)
     };
+    let t = std::time::Instant::now();
     let layer = commit_dir(s, &upper, &lowers)?;
+    tracing::debug!("{}: layer committed in {:?}", vertex.name, t.elapsed());
     Ok(FileResult {
         fs: base_plus(&base, layer),
         manifest,

@@ -405,7 +405,12 @@ impl Solver {
                 parts
             }
             Op::Http(h) => file::http_key(h, None),
-            _ => self.key_parts(build, vertex, inputs)?,
+            _ => {
+                let t = Instant::now();
+                let parts = self.key_parts(build, vertex, inputs)?;
+                tracing::debug!("{}: cache key in {:?}", vertex.name, t.elapsed());
+                parts
+            }
         };
         let key = parts.key();
         if !ignore && let Some(rec) = self.lookup(&key)? {
