@@ -650,3 +650,27 @@ fn add_extracts_archives_and_downloads_urls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checksum") && err.contains(&url), "{err}");
 }
+
+#[test]
+fn copy_link_with_chown_by_name_is_refused_clearly() {
+    let k = Kiln::new();
+    k.write("f.txt", "x\n");
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY --link --chown=app f.txt /f\n",
+    );
+    let out = k.build_output(&["-t", "link:1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--chown=app with --link") && err.contains("Dockerfile:2"),
+        "{err}"
+    );
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY --link --chown=1000:50 f.txt /f\n",
+    );
+    k.build(&["-t", "link:2"]);
+    let f = k.files("link:2");
+    assert_eq!((f["f"].uid, f["f"].gid), (1000, 50));
+}

@@ -136,6 +136,31 @@ pub(crate) struct FileResult {
     pub(crate) manifest: Option<Manifest>,
 }
 
+/// `COPY --link --chown=NAME`: a `--link` copy is made on an empty
+/// filesystem, which has no `/etc/passwd` to resolve names in. BuildKit
+/// fails these (`invalid user index: -1`); say so clearly instead.
+fn refuse_names_in_link(f: &FileOp) -> Result<()> {
+    let named = |s: &str| s != "root" && s.parse::<u32>().is_err();
+    for a in &f.actions {
+        let chown = match a {
+            FileAction::Copy(c) => c.chown.as_ref(),
+            FileAction::Mkdir(m) => m.chown.as_ref(),
+            FileAction::Mkfile(m) => m.chown.as_ref(),
+            FileAction::Rm(_) => None,
+        };
+        if let Some(c) = chown
+            && (named(&c.user) || c.group.as_deref().is_some_and(named))
+        {
+            return Err(Error::Invalid(format!(
+                "--chown={} with --link: names cannot be resolved in a --link layer \
+                 (it is built on an empty filesystem); use numeric IDs (UID:GID)",
+                chown_text(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The cache-table key of a copy manifest.
 pub(crate) fn manifest_key(key: &str) -> String {
     format!("m:{key}")
@@ -185,6 +210,9 @@ pub(crate) fn run(
             .ok_or_else(|| Error::Invalid("file op base is not a filesystem".into()))?,
         None => Fs::default(),
     };
+    if f.base.is_none() {
+        refuse_names_in_link(f)?;
+    }
     let single = delta_copy_action(f, inputs);
     if allow_delta
         && let Some(c) = single
