@@ -15,6 +15,9 @@ pub enum BlobOutcome {
     Pushed,
     /// Mounted from another repository of the same registry.
     Mounted,
+    /// Push: a local layer was compressed (into the store) for upload;
+    /// its events are keyed by the diffID.
+    Compressed,
 }
 
 /// What happened.

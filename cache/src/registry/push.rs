@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::client::Client;
 use super::error::{Error, Result};
 use super::manifest::{ManifestFormat, build_manifest};
-use super::progress::{Event, Progress};
+use super::progress::{BlobOutcome, Event, Progress};
 use super::repository::Repository;
 use crate::digest::Digest;
 use crate::records::{Descriptor, Image, Layer, media};
@@ -300,6 +300,10 @@ fn layer_blob(
         size,
     };
     store.register_layer(id, desc.clone(), layer.size)?;
+    progress.event(Event::Done {
+        digest: id,
+        outcome: BlobOutcome::Compressed,
+    });
     Ok(desc)
 }
 

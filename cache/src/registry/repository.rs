@@ -167,7 +167,7 @@ impl<'c> Repository<'c> {
             }));
         }
         let media_type = media_type_of(content_type.as_deref(), &bytes);
-        if media_type.contains("manifest.v1+") || media_type.contains("prettyjws") {
+        if media_type.starts_with("application/vnd.docker.distribution.manifest.v1") {
             return Err(Error::invalid(
                 what,
                 format!(
