@@ -29,8 +29,8 @@ use crate::store::Store;
 /// How layers are compressed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LayerCompression {
-    /// Keep a layer's compressed blob if it has one (pulled layers),
-    /// gzip it otherwise.
+    /// A pulled image's layers as they were pulled; otherwise a layer's
+    /// compressed blob if it has one, else gzip.
     #[default]
     Auto,
     /// gzip every layer (reusing existing gzip blobs).
@@ -119,7 +119,16 @@ pub fn push_image(
                 .ok_or_else(|| crate::error::Error::LayerNotFound(d.to_string()))
         })
         .collect::<std::result::Result<_, _>>()?;
-    let blobs = push_layers(store, &repo, &layers, &mount_from, opts)?;
+    // A pulled image's own blobs, to push as they are in `auto` mode.
+    let own: Vec<Option<Descriptor>> = if image.repo_digests.is_empty() {
+        vec![None; layers.len()]
+    } else {
+        let m = store.image_manifest(image)?;
+        let parsed =
+            crate::oci::parse_manifest(&m, &format!("manifest {}", image.manifest.digest))?;
+        parsed.layers.into_iter().map(Some).collect()
+    };
+    let blobs = push_layers(store, &repo, &layers, &own, &mount_from, opts)?;
     let format = opts.format;
     let config_type = match format {
         Some(ManifestFormat::Docker) => media::DOCKER_CONFIG,
@@ -172,6 +181,7 @@ fn push_layers(
     store: &Store,
     repo: &Repository<'_>,
     layers: &[Layer],
+    own: &[Option<Descriptor>],
     mount_from: &[String],
     opts: &PushOptions,
 ) -> Result<Vec<Descriptor>> {
@@ -194,7 +204,14 @@ fn push_layers(
                     let Some(i) = queue.lock().expect("lock").pop_front() else {
                         return;
                     };
-                    match push_layer(store, repo, &layers[i], mount_from, opts) {
+                    match push_layer(
+                        store,
+                        repo,
+                        &layers[i],
+                        own.get(i).and_then(Option::as_ref),
+                        mount_from,
+                        opts,
+                    ) {
                         Ok(d) => out.lock().expect("lock")[i] = Some(d),
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
@@ -219,10 +236,11 @@ fn push_layer(
     store: &Store,
     repo: &Repository<'_>,
     layer: &Layer,
+    own: Option<&Descriptor>,
     mount_from: &[String],
     opts: &PushOptions,
 ) -> Result<Descriptor> {
-    let desc = layer_blob(store, repo.client.progress(), layer, opts)?;
+    let desc = layer_blob(store, repo.client.progress(), layer, own, opts)?;
     let file = store.open_blob(&desc.digest)?;
     let outcome = repo.push_blob_file(&file, &desc, mount_from)?;
     repo.client.progress().event(Event::Done {
@@ -240,13 +258,20 @@ fn is_plain(t: &str) -> bool {
     t == media::OCI_LAYER || t == media::DOCKER_LAYER
 }
 
-/// The blob to push for `layer`, made (and recorded) if needed.
+/// The blob to push for `layer`, made (and recorded) if needed. `own`
+/// is the blob a pulled image's manifest names for it.
 fn layer_blob(
     store: &Store,
     progress: &dyn Progress,
     layer: &Layer,
+    own: Option<&Descriptor>,
     opts: &PushOptions,
 ) -> Result<Descriptor> {
+    if opts.compression == LayerCompression::Auto
+        && let Some(d) = own.filter(|d| store.has_blob(&d.digest))
+    {
+        return Ok(d.clone());
+    }
     let present = |f: &dyn Fn(&str) -> bool| {
         layer
             .blobs
