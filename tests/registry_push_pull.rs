@@ -42,7 +42,10 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
     assert_eq!(m["config"]["digest"], id);
     assert_eq!(m["layers"].as_array().unwrap().len(), 2);
     for l in m["layers"].as_array().unwrap() {
-        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
     }
     // skopeo copies it out, verifying every digest on the way.
     let oci = a.path("oci");
@@ -57,7 +60,10 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
     let (out2, err2) = a.ok(&["push", "app:1", &target]);
     assert_eq!(out2, out);
     assert_eq!(err2.matches("Layer already exists").count(), 3, "{err2}");
-    assert!(!err2.contains("Compressing"), "the gzip blob is reused: {err2}");
+    assert!(
+        !err2.contains("Compressing"),
+        "the gzip blob is reused: {err2}"
+    );
 
     // Pull into an empty state directory: same image ID, same layers.
     let b = a.sibling("b");
@@ -67,7 +73,10 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
     assert!(err.contains("Status: Downloaded newer image"), "{err}");
     assert_eq!(b.id(&target), id);
     let rd = b.ok(&["inspect", "-f", "{{json .RepoDigests}}", &target]).0;
-    assert!(rd.contains(&format!("{}/team/app@{digest}", reg.host())), "{rd}");
+    assert!(
+        rd.contains(&format!("{}/team/app@{digest}", reg.host())),
+        "{rd}"
+    );
     let diff_a = a.ok(&["inspect", "-f", "{{json .RootFS}}", "app:1"]).0;
     let diff_b = b.ok(&["inspect", "-f", "{{json .RootFS}}", &target]).0;
     assert_eq!(diff_a, diff_b);
@@ -151,7 +160,15 @@ fn chunked_uploads_docker_format_and_uncompressed_layers() {
     let img = FixtureImage::busybox("big:1");
     a.load(std::slice::from_ref(&img));
     let target = format!("{}/chunked:1", proxy.host());
-    a.ok(&["push", "--compression", "uncompressed", "--format", "docker", "big:1", &target]);
+    a.ok(&[
+        "push",
+        "--compression",
+        "uncompressed",
+        "--format",
+        "docker",
+        "big:1",
+        &target,
+    ]);
     let log = proxy.log();
     let patches = log.iter().filter(|l| l.starts_with("PATCH ")).count();
     let layer_len = img.layers[0].len() as u64;
@@ -161,9 +178,18 @@ fn chunked_uploads_docker_format_and_uncompressed_layers() {
         "one PATCH per 256 KiB chunk: {log:#?}"
     );
     let m = skopeo_raw(&target.replacen(proxy.host(), reg.host(), 1));
-    assert_eq!(m["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
-    assert_eq!(m["config"]["mediaType"], "application/vnd.docker.container.image.v1+json");
-    assert_eq!(m["layers"][0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar");
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar"
+    );
     // The uncompressed layer's blob digest is its diffID.
     assert_eq!(m["layers"][0]["digest"], sha256(&img.layers[0]));
     let b = a.sibling("b");
@@ -176,12 +202,19 @@ fn multi_platform_index_selection() {
     let reg = TestRegistry::start();
     let a = Env::new();
     let host_arch = testkit::host_arch();
-    let other = if host_arch == "arm64" { "amd64" } else { "arm64" };
+    let other = if host_arch == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
     let img = FixtureImage::busybox("multi:1");
     let layout = a.path("layout");
-    let digests =
-        testkit::registry::write_oci_index_layout(&layout, &[(&img, host_arch), (&img, other)], "1")
-            .unwrap();
+    let digests = testkit::registry::write_oci_index_layout(
+        &layout,
+        &[(&img, host_arch), (&img, other)],
+        "1",
+    )
+    .unwrap();
     let target = format!("{}/multi:1", reg.host());
     sh(Command::new("skopeo").args([
         "copy",

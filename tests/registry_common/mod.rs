@@ -93,14 +93,20 @@ impl Env {
 
     /// Loads `images` from a docker-archive testkit writes.
     pub(crate) fn load(&self, images: &[FixtureImage]) {
-        let archive = self.path(&format!("fixture-{}.tar", images[0].repo_tag.replace([':', '/'], "_")));
+        let archive = self.path(&format!(
+            "fixture-{}.tar",
+            images[0].repo_tag.replace([':', '/'], "_")
+        ));
         testkit::write_docker_archive(&archive, images, ArchiveStyle::Docker25, false).unwrap();
         self.ok(&["load", "-i", archive.to_str().unwrap()]);
     }
 
     /// The image ID of `image` in this store.
     pub(crate) fn id(&self, image: &str) -> String {
-        self.ok(&["inspect", "-f", "{{.Id}}", image]).0.trim().to_string()
+        self.ok(&["inspect", "-f", "{{.Id}}", image])
+            .0
+            .trim()
+            .to_string()
     }
 
     /// Names under `blobs/sha256`.

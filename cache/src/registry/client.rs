@@ -495,12 +495,14 @@ impl Client {
                 what: req.what.to_string(),
                 message: match cred {
                     Some(c) => format!(
-                        "the token server {realm} refused {} ({message})",
-                        c.describe()
+                        "the token server {realm} refused {} ({})",
+                        c.describe(),
+                        tidy_401(&message)
                     ),
                     None => format!(
-                        "the token server {realm} refused anonymous access ({message}); \
+                        "the token server {realm} refused anonymous access ({}); \
                          run `kiln login {}`",
+                        tidy_401(&message),
                         req.registry
                     ),
                 },
@@ -541,6 +543,7 @@ impl Client {
     }
 
     fn unauthorized(&self, req: &Req<'_>, message: &str, sent_credentials: bool) -> Error {
+        let message = tidy_401(message);
         let cred = self.credential(req.registry).ok().flatten();
         let detail = match (&cred, sent_credentials) {
             (None, _) => format!(
@@ -593,6 +596,17 @@ impl Client {
             status,
             message: error_message(resp),
         }
+    }
+}
+
+/// A 401's message without the repeated "unauthorized" (the error says
+/// it) or a bare status line.
+fn tidy_401(message: &str) -> String {
+    let m = message.strip_prefix("unauthorized: ").unwrap_or(message);
+    if m.starts_with("HTTP 401") || m.is_empty() {
+        "authentication required".to_string()
+    } else {
+        m.to_string()
     }
 }
 

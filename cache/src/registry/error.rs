@@ -37,7 +37,7 @@ pub enum Error {
         hint: String,
     },
     /// The registry refused our credentials, or wants some we do not have.
-    #[error("{registry}: {what}: unauthorized: {message}")]
+    #[error("unauthorized: {message}")]
     Unauthorized {
         /// The registry host.
         registry: String,
