@@ -114,17 +114,36 @@ impl Env {
         ls(&self.root.join("blobs/sha256"))
     }
 
-    /// Asserts a failed command left nothing: after another command has
-    /// opened the store (cleaning up after the dead process), no image, no
-    /// blob, no layer, no temporary file.
+    /// Asserts a failed command left nothing: no image, no temporary
+    /// file, no blob — except complete, verified layers a failed pull
+    /// finished before the failure, which nothing references (a retry
+    /// reuses them) and which `kiln prune` removes.
     pub(crate) fn assert_empty_store(&self) {
         let (images, _) = self.ok(&["images", "-q"]);
         assert_eq!(images, "", "an image is visible");
+        let tmp = ls(&self.root.join("tmp"));
+        assert!(tmp.is_empty(), "tmp left: {tmp:?}");
+        for name in self.blobs() {
+            let data = std::fs::read(self.root.join("blobs/sha256").join(&name)).unwrap();
+            assert_eq!(
+                sha256(&data),
+                format!("sha256:{name}"),
+                "blob {name} is corrupt"
+            );
+        }
+        self.ok(&["prune"]);
         assert!(self.blobs().is_empty(), "blobs left: {:?}", self.blobs());
         let layers = ls(&self.root.join("layers"));
         assert!(layers.is_empty(), "layers left: {layers:?}");
-        let tmp = ls(&self.root.join("tmp"));
-        assert!(tmp.is_empty(), "tmp left: {tmp:?}");
+    }
+
+    /// Asserts the blob `digest` (`sha256:…`) is not in the store.
+    pub(crate) fn assert_no_blob(&self, digest: &str) {
+        let hex = digest.trim_start_matches("sha256:");
+        assert!(
+            !self.blobs().iter().any(|b| b == hex),
+            "blob {digest} is in the store"
+        );
     }
 }
 

@@ -115,6 +115,10 @@ impl BlobReader<'_> {
         self.body = None;
         self.failures += 1;
         let client = self.repo.client;
+        let err = match err.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+            Some(u) => io::Error::new(err.kind(), client.describe(u)),
+            None => err,
+        };
         if self.failures > client.options().retries {
             return Err(io::Error::new(
                 err.kind(),

@@ -274,7 +274,7 @@ impl Client {
             match self.send_once(&req, auth.as_deref()) {
                 Err(e) if retryable(&e) && attempt < self.opts.retries => {
                     attempt += 1;
-                    self.backoff(&req, &e.to_string(), attempt, None);
+                    self.backoff(&req, &self.describe(&e), attempt, None);
                 }
                 Err(e) => return Err(self.transport_error(&req, e, attempt)),
                 Ok(resp) if resp.status().as_u16() == 401 && !challenged => {
@@ -306,6 +306,19 @@ impl Client {
                         .map(|s| Duration::from_secs(s.min(10)));
                     let msg = format!("HTTP {status}: {}", error_message(resp));
                     self.backoff(&req, &msg, attempt, after);
+                }
+                Ok(resp) if status_retryable(resp.status().as_u16()) && attempt > 0 => {
+                    let status = resp.status().as_u16();
+                    return Err(Error::Status {
+                        method: req.method.to_string(),
+                        url: req.url.clone(),
+                        status,
+                        message: format!(
+                            "{} (after {} attempts)",
+                            error_message(resp),
+                            attempt + 1
+                        ),
+                    });
                 }
                 Ok(resp) => return Ok(resp),
             }
@@ -527,7 +540,7 @@ impl Client {
             match self.send_once(req, None) {
                 Err(e) if retryable(&e) && attempt < self.opts.retries => {
                     attempt += 1;
-                    self.backoff(req, &e.to_string(), attempt, None);
+                    self.backoff(req, &self.describe(&e), attempt, None);
                 }
                 Err(e) => return Err(self.transport_error(req, e, attempt)),
                 Ok(resp)
@@ -562,6 +575,17 @@ impl Client {
         }
     }
 
+    /// A transport error in words (timeouts say how long and what to set).
+    pub(crate) fn describe(&self, e: &ureq::Error) -> String {
+        match e {
+            ureq::Error::Timeout(_) => format!(
+                "timed out: no progress for {:?} (KILN_REGISTRY_TIMEOUT sets the limit)",
+                self.opts.timeout
+            ),
+            e => e.to_string(),
+        }
+    }
+
     pub(crate) fn transport_error(&self, req: &Req<'_>, e: ureq::Error, retries: u32) -> Error {
         let https = req.url.starts_with("https://");
         let looks_tls = matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_))
@@ -575,7 +599,7 @@ impl Client {
         } else {
             String::new()
         };
-        let mut message = e.to_string();
+        let mut message = self.describe(&e);
         if retries > 0 {
             message.push_str(&format!(" (after {} attempts)", retries + 1));
         }
