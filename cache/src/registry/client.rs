@@ -220,6 +220,10 @@ impl Client {
         &*self.progress
     }
 
+    pub(crate) fn progress_arc(&self) -> Arc<dyn Progress> {
+        self.progress.clone()
+    }
+
     /// `http://host` or `https://host` for a registry as written in
     /// references (Docker Hub's API host for `docker.io`).
     pub fn base_url(&self, registry: &str) -> String {

@@ -34,6 +34,7 @@ mod credentials;
 mod error;
 mod manifest;
 mod options;
+mod pgzip;
 mod platform;
 mod progress;
 mod pull;

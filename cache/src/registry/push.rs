@@ -13,12 +13,13 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::client::Client;
 use super::error::{Error, Result};
 use super::manifest::{ManifestFormat, build_manifest};
+use super::pgzip;
 use super::progress::{BlobOutcome, Event, Progress};
 use super::repository::Repository;
 use crate::digest::Digest;
@@ -240,7 +241,7 @@ fn push_layer(
     mount_from: &[String],
     opts: &PushOptions,
 ) -> Result<Descriptor> {
-    let desc = layer_blob(store, repo.client.progress(), layer, own, opts)?;
+    let desc = layer_blob(store, repo.client, layer, own, opts)?;
     let file = store.open_blob(&desc.digest)?;
     let outcome = repo.push_blob_file(&file, &desc, mount_from)?;
     repo.client.progress().event(Event::Done {
@@ -262,7 +263,7 @@ fn is_plain(t: &str) -> bool {
 /// is the blob a pulled image's manifest names for it.
 fn layer_blob(
     store: &Store,
-    progress: &dyn Progress,
+    client: &Client,
     layer: &Layer,
     own: Option<&Descriptor>,
     opts: &PushOptions,
@@ -288,35 +289,49 @@ fn layer_blob(
     if let Some(d) = existing {
         return Ok(d);
     }
+    let progress = client.progress();
     let media_type = match opts.compression {
         LayerCompression::Auto | LayerCompression::Gzip => media::OCI_LAYER_GZIP,
         LayerCompression::Zstd => media::OCI_LAYER_ZSTD,
         LayerCompression::Uncompressed => media::OCI_LAYER,
     };
-    let tar = store.layer_tar(&layer.diff_id)?;
     let id = &layer.diff_id;
     progress.event(Event::Start {
         digest: id,
         size: layer.size,
         action: "compress",
     });
-    let counted = Counted {
-        inner: tar,
-        n: 0,
-        digest: id,
-        progress,
-    };
-    let (digest, size) = match opts.compression {
-        LayerCompression::Uncompressed => store.ingest_blob(counted, Some(id))?,
-        LayerCompression::Zstd => {
-            let level = opts.level.unwrap_or(3) as i32;
-            let enc = zstd::stream::read::Encoder::new(counted, level)
-                .map_err(|e| crate::error::Error::stream(format!("zstd layer {id}"), e))?;
+    let counted = |inner: Box<dyn Read>| Counted::new(inner, id, client);
+    // The plain blob, if the layer has one, is a file another thread can
+    // read: it feeds the parallel gzip. Otherwise the tar is decompressed
+    // here and compressed on this thread.
+    let plain = layer
+        .blobs
+        .iter()
+        .find(|b| is_plain(&b.media_type) && store.has_blob(&b.digest));
+    let level = opts.level;
+    let (digest, size) = match (opts.compression, plain) {
+        (LayerCompression::Uncompressed, _) => {
+            store.ingest_blob(counted(store.layer_tar(id)?), Some(id))?
+        }
+        (LayerCompression::Zstd, _) => {
+            let enc = zstd::stream::read::Encoder::new(
+                counted(store.layer_tar(id)?),
+                level.unwrap_or(3) as i32,
+            )
+            .map_err(|e| crate::error::Error::stream(format!("zstd layer {id}"), e))?;
             store.ingest_blob(enc, None)?
         }
-        _ => {
-            let level = flate2::Compression::new(opts.level.unwrap_or(6).min(9));
-            store.ingest_blob(flate2::read::GzEncoder::new(counted, level), None)?
+        (_, Some(b)) => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let file = Counted::new(store.open_blob(&b.digest)?, id, client);
+            let level = level.unwrap_or(6).clamp(1, 9);
+            store.ingest_blob(pgzip::gzip_reader(file, level, threads), None)?
+        }
+        (_, None) => {
+            let level = flate2::Compression::new(level.unwrap_or(6).clamp(1, 9));
+            let enc = flate2::read::GzEncoder::new(counted(store.layer_tar(id)?), level);
+            store.ingest_blob(enc, None)?
         }
     };
     let desc = Descriptor {
@@ -333,19 +348,30 @@ fn layer_blob(
 }
 
 /// Counts (and reports) the uncompressed bytes read through it.
-struct Counted<'a, R> {
+struct Counted<R> {
     inner: R,
     n: u64,
-    digest: &'a Digest,
-    progress: &'a dyn Progress,
+    digest: Digest,
+    progress: Arc<dyn Progress>,
 }
 
-impl<R: Read> Read for Counted<'_, R> {
+impl<R> Counted<R> {
+    fn new(inner: R, digest: &Digest, client: &Client) -> Counted<R> {
+        Counted {
+            inner,
+            n: 0,
+            digest: digest.clone(),
+            progress: client.progress_arc(),
+        }
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let k = self.inner.read(buf)?;
         self.n += k as u64;
         self.progress.event(Event::Progress {
-            digest: self.digest,
+            digest: &self.digest,
             done: self.n,
         });
         Ok(k)
