@@ -166,3 +166,61 @@ fn login_needs_a_user_and_password() {
         "{err}"
     );
 }
+
+#[test]
+fn bearer_tokens_from_the_challenge_realm() {
+    // An open registry behind testkit's token gateway, which behaves as
+    // Docker Hub does: 401 + `Bearer realm=…,service=…,scope=…`, tokens
+    // from the realm for Basic credentials, checked per repository scope.
+    let reg = TestRegistry::start();
+    let gw = testkit::registry::FaultProxy::start_with_token_auth(reg.host(), "carol", "s3cret");
+    let host = gw.host();
+    let a = Env::new();
+    a.load(&[two_layer_image("app:1")]);
+    let target = format!("{host}/team/app:1");
+    let err = a.fails(&["push", "app:1", &target]);
+    assert!(
+        err.contains(&format!(
+            "the token server http://{host}/token refused anonymous access"
+        )) && err.contains(&format!("run `kiln login {host}`")),
+        "{err}"
+    );
+
+    let out = login(&a, host, "carol", "nope");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "login to {host} failed: unauthorized: the token server http://{host}/token refused user \"carol\""
+        )),
+        "{err}"
+    );
+    assert!(config_json(&a).is_none());
+    let out = login(&a, host, "carol", "s3cret");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    a.ok(&["push", "app:1", &target]);
+    let b = a.sibling("b");
+    b.ok(&["pull", &target]);
+    assert_eq!(b.id(&target), a.id("app:1"));
+    let log = gw.log();
+    let tokens: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("account=carol&scope="))
+        .collect();
+    // One token for the push (pull,push), one for the pull (pull only):
+    // not one per request or per parallel transfer.
+    assert_eq!(tokens.len(), 2, "{log:#?}");
+    assert!(
+        tokens[0].contains("scope=repository%3Ateam%2Fapp%3Apull%2Cpush"),
+        "{log:#?}"
+    );
+    assert!(
+        tokens[1].ends_with("scope=repository%3Ateam%2Fapp%3Apull -> token"),
+        "{log:#?}"
+    );
+}

@@ -1,5 +1,5 @@
-//! Pushing an image from the store: layers (several at once), then the
-//! config, then the manifest, so a registry never sees a manifest whose
+//! Pushing an image from the store: the config, the layers (several at
+//! once), then the manifest, so a registry never sees a manifest whose
 //! blobs are missing.
 //!
 //! Locally built layers are stored uncompressed (blob digest = diffID).
@@ -129,7 +129,8 @@ pub fn push_image(
             crate::oci::parse_manifest(&m, &format!("manifest {}", image.manifest.digest))?;
         parsed.layers.into_iter().map(Some).collect()
     };
-    let blobs = push_layers(store, &repo, &layers, &own, &mount_from, opts)?;
+    // The config first: it is small, and its requests authenticate once
+    // before the layers go in parallel (no token request per thread).
     let format = opts.format;
     let config_type = match format {
         Some(ManifestFormat::Docker) => media::DOCKER_CONFIG,
@@ -140,6 +141,7 @@ pub fn push_image(
         digest: &config_desc.digest,
         outcome,
     });
+    let blobs = push_layers(store, &repo, &layers, &own, &mount_from, opts)?;
     let manifest = reuse_manifest(store, image, &blobs, format)?
         .unwrap_or_else(|| build_manifest(format.unwrap_or_default(), &config_desc, &blobs));
     let media_type = crate::oci::parse_manifest(&manifest, "manifest")?.media_type;

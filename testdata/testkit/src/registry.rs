@@ -194,6 +194,10 @@ struct ProxyState {
     rules: Vec<Rule>,
     /// `METHOD PATH -> STATUS|fault`, in arrival order.
     log: Vec<String>,
+    /// Bearer-token gateway: `user:password` the token endpoint accepts.
+    token_auth: Option<String>,
+    /// Tokens handed out, with the scopes they grant.
+    tokens: Vec<(String, Vec<String>)>,
 }
 
 /// A loopback HTTP proxy in front of a registry that injects [`Fault`]s.
@@ -225,6 +229,18 @@ impl FaultProxy {
             }
         });
         FaultProxy { addr, state, stop }
+    }
+
+    /// Starts a proxy that also acts as a Bearer-token auth gateway, as
+    /// Docker Hub or GHCR do: `/v2/…` requests without a token for their
+    /// scope get `401` with `WWW-Authenticate: Bearer realm="http://PROXY/token",
+    /// service="kiln-test",scope="repository:NAME:ACTIONS"`; `GET /token`
+    /// with Basic `user:password` returns a token granting the `scope`
+    /// parameters asked for. The upstream registry itself is open.
+    pub fn start_with_token_auth(upstream: &str, user: &str, password: &str) -> FaultProxy {
+        let p = FaultProxy::start(upstream);
+        p.state.lock().unwrap().token_auth = Some(format!("{user}:{password}"));
+        p
     }
 
     /// `127.0.0.1:PORT` of the proxy.
@@ -333,6 +349,21 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> io
     let len: u64 = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    if let Some(resp) = token_gate(
+        &head,
+        &method,
+        &path,
+        state,
+        &client.local_addr()?.to_string(),
+    ) {
+        // Drain the request body so the client sees the answer.
+        let already = body_start.len() as u64;
+        if len > already {
+            io::copy(&mut (&mut client).take(len - already), &mut io::sink())?;
+        }
+        client.write_all(resp.as_bytes())?;
+        return client.flush();
+    }
     let fault = {
         let mut st = state.lock().unwrap();
         let hit = st.rules.iter_mut().find(|r| {
@@ -416,6 +447,129 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<ProxyState>) -> io
         }
     }
     client.flush()
+}
+
+/// The token gateway's answer to a request, if it intercepts it.
+fn token_gate(
+    head: &str,
+    method: &str,
+    path: &str,
+    state: &Mutex<ProxyState>,
+    me: &str,
+) -> Option<String> {
+    let mut st = state.lock().unwrap();
+    let secret = st.token_auth.clone()?;
+    let reply = |status: &str, extra: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    if let Some(query) = path.strip_prefix("/token") {
+        let scopes: Vec<String> = query
+            .trim_start_matches('?')
+            .split('&')
+            .filter_map(|kv| kv.strip_prefix("scope="))
+            .map(percent_decode)
+            .collect();
+        let basic = header(head, "authorization")
+            .and_then(|v| v.strip_prefix("Basic "))
+            .map(|b| b.trim().to_string());
+        let want = base64_encode(secret.as_bytes());
+        st.log.push(format!("{method} {path} -> token"));
+        if basic.as_deref() != Some(want.as_str()) {
+            return Some(reply(
+                "401 Unauthorized",
+                "",
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#,
+            ));
+        }
+        let token = format!("tok{}", st.tokens.len());
+        st.tokens.push((token.clone(), scopes));
+        return Some(reply("200 OK", "", &format!(r#"{{"token":"{token}"}}"#)));
+    }
+    let rest = path.strip_prefix("/v2/")?;
+    let bearer = header(head, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+    if rest.is_empty() {
+        // The API root (what `login` checks): any valid token will do.
+        if bearer.is_some_and(|t| st.tokens.iter().any(|(tok, _)| tok == t.trim())) {
+            return None;
+        }
+        st.log.push(format!("{method} {path} -> 401"));
+        return Some(reply(
+            "401 Unauthorized",
+            &format!(
+                "WWW-Authenticate: Bearer realm=\"http://{me}/token\",service=\"kiln-test\"\r\n"
+            ),
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        ));
+    }
+    // The repository: everything before /manifests/, /blobs/ or /tags/.
+    let name = ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .find_map(|m| rest.find(m).map(|i| &rest[..i]))?;
+    let actions = if method == "GET" || method == "HEAD" {
+        "pull"
+    } else {
+        "pull,push"
+    };
+    let needed = format!("repository:{name}:{actions}");
+    let granted = bearer.is_some_and(|t| {
+        st.tokens.iter().any(|(tok, scopes)| {
+            tok == t.trim()
+                && scopes.iter().any(|s| {
+                    s.strip_prefix(&format!("repository:{name}:"))
+                        .is_some_and(|a| actions.split(',').all(|x| a.split(',').any(|y| y == x)))
+                })
+        })
+    });
+    if granted {
+        return None;
+    }
+    st.log.push(format!("{method} {path} -> 401 {needed}"));
+    Some(reply(
+        "401 Unauthorized",
+        &format!(
+            "WWW-Authenticate: Bearer realm=\"http://{me}/token\",service=\"kiln-test\",scope=\"{needed}\"\r\n"
+        ),
+        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+    ))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Writes an OCI image layout directory at `dir` holding one index with
