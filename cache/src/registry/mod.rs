@@ -52,6 +52,6 @@ pub use manifest::{
 pub use options::{ClientOptions, ENV_CHUNK_SIZE, ENV_INSECURE, ENV_RETRIES, ENV_TIMEOUT};
 pub use platform::Platform;
 pub use progress::{BlobOutcome, Event, NoProgress, Progress};
-pub use pull::{Pulled, ResolvedImage, pull_image, resolve};
-pub use push::{LayerCompression, PushOptions, Pushed, push_image};
+pub use pull::{Pulled, ResolvedImage, pull_image, pull_layer, resolve};
+pub use push::{LayerCompression, PushOptions, Pushed, push_image, push_layer};
 pub use repository::{FetchedManifest, Repository};

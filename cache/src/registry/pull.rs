@@ -276,6 +276,25 @@ fn download_layers(
     }
 }
 
+/// Downloads one layer blob into the store (digest, size, diffID and tar
+/// safety verified) unless the store has that blob for that layer. For
+/// callers that fetch layers one by one (build-cache import).
+pub fn pull_layer(
+    store: &Store,
+    repo: &Repository<'_>,
+    desc: &Descriptor,
+    diff_id: &Digest,
+) -> Result<()> {
+    if store.has_blob(&desc.digest)
+        && store
+            .layer(diff_id)?
+            .is_some_and(|l| l.blobs.iter().any(|b| b.digest == desc.digest))
+    {
+        return Ok(());
+    }
+    download_layer(store, repo, desc, diff_id)
+}
+
 fn download_layer(
     store: &Store,
     repo: &Repository<'_>,

@@ -235,7 +235,12 @@ fn push_layers(
         .collect())
 }
 
-fn push_layer(
+/// Uploads one layer of the store to `repo` (compressing it into the
+/// store first if `opts` asks and no such blob exists); returns the
+/// descriptor to put in a manifest. `own`: the blob a pulled image's
+/// manifest names for it (kept in `auto` mode). For callers that push
+/// layers one by one (build-cache export).
+pub fn push_layer(
     store: &Store,
     repo: &Repository<'_>,
     layer: &Layer,
