@@ -10,7 +10,8 @@
 #                  gzip blob from an earlier push is reused: upload only)
 #   push-plain     kiln push --compression uncompressed (upload only)
 #   skopeo-push    skopeo copy docker-archive:IMG.tar docker://… (the
-#                  `kiln save` archive of the same image; skopeo compresses)
+#                  `kiln save` archive of the same image; skopeo compresses;
+#                  its blob-info cache is removed first, else it mounts)
 #   pull           kiln pull into an empty state directory (verifies the
 #                  digest, decompresses to verify the diffID, fsyncs)
 #   skopeo-pull    skopeo copy docker://… oci:DIR (digest check only)
@@ -70,10 +71,15 @@ cp -a "$WORK/src" "$WORK/warm"
 "$KILN" --root "$WORK/warm" push -q big:1 "$REG/ref:1" >/dev/null
 bytes=$(stat -c %s "$WORK/big.tar")
 uniq='$(date +%s%N)'
+# skopeo remembers where it pushed a blob (its blob-info cache) and then
+# mounts it instead of compressing and uploading again: remove the cache
+# before each skopeo push so that it does the same work as kiln's cold push.
+SKOPEO_CACHE=${SKOPEO_CACHE:-/var/lib/containers/cache/blob-info-cache-v1.boltdb}
+[ "$(id -u)" = 0 ] || SKOPEO_CACHE=${XDG_DATA_HOME:-$HOME/.local/share}/containers/cache/blob-info-cache-v1.boltdb
 
 hyperfine -N --style basic --runs "$RUNS" --export-json "$WORK/h.json" \
   --prepare "sh -c 'rm -rf $WORK/run && cp -a $WORK/src $WORK/run'" \
-  --prepare true --prepare true --prepare true \
+  --prepare true --prepare true --prepare "rm -f $SKOPEO_CACHE" \
   --prepare "rm -rf $WORK/dst" --prepare "rm -rf $WORK/oci" --prepare "rm -f $WORK/copy" \
   -n push-cold "sh -c '$KILN --root $WORK/run push -q big:1 $REG/cold-$uniq:1'" \
   -n push-warm "sh -c '$KILN --root $WORK/warm push -q big:1 $REG/warm-$uniq:1'" \
@@ -89,6 +95,7 @@ rm -rf "$WORK/run"; cp -a "$WORK/src" "$WORK/run"
 rss_push=$(rss "$KILN" --root "$WORK/run" push -q big:1 "$REG/rss-cold:1")
 rss_warm=$(rss "$KILN" --root "$WORK/warm" push -q big:1 "$REG/rss-warm:1")
 rss_plain=$(rss "$KILN" --root "$WORK/src" push -q --compression uncompressed big:1 "$REG/rss-plain:1")
+rm -f "$SKOPEO_CACHE"
 rss_skpush=$(rss skopeo copy -q --dest-tls-verify=false "docker-archive:$WORK/big.tar" "docker://$REG/rss-sk:1")
 rm -rf "$WORK/dst" "$WORK/oci"
 rss_pull=$(rss "$KILN" --root "$WORK/dst" pull -q "$REG/ref:1")
