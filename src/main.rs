@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod root;
+mod transfer;
 
 use std::process::ExitCode;
 
