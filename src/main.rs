@@ -9,6 +9,7 @@ mod commands;
 mod interrupt;
 mod progress;
 mod root;
+mod transfer;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 //! Owns the state directory: blobs addressed by digest, unpacked layer
 //! directories, image records and tags, the build-cache index (all metadata
 //! in one transactional database), image archives (docker-archive, OCI
-//! layout) and, later, the registry client. Every write is atomic.
+//! layout) and the registry client ([`registry`]). Every write is atomic.
 //!
 //! # Invariants
 //! - A file under `blobs/sha256/<hex>` is complete and hashes to `<hex>`.
@@ -50,6 +50,7 @@ mod usage;
 mod testutil;
 
 pub mod archive;
+pub mod registry;
 pub mod rootfs;
 
 pub use cache_index::CacheBatch;

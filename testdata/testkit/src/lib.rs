@@ -9,6 +9,7 @@
 //! them check kiln against something it did not write itself.
 
 pub mod rawtar;
+pub mod registry;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
