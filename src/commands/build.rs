@@ -86,7 +86,9 @@ pub(crate) struct Args {
     /// CPU quota of each RUN, in CPUs.
     #[arg(long, value_name = "N")]
     cpus: Option<String>,
-    /// How many steps run at once (default: the number of CPUs).
+    /// How many steps run at once (default: the number of CPUs, at least
+    /// 4: steps often wait on the network, a sleep or the disk rather than
+    /// compute).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// Target platform (only the host's can run RUN steps).
@@ -312,6 +314,13 @@ fn extract_context(r: impl Read, dest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The default `--jobs`: the number of CPUs, at least 4.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(4)
+}
+
 fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for l in labels {
@@ -442,9 +451,7 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         images.clone(),
         renderer.clone().as_progress(),
         SolveOptions {
-            jobs: args
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            jobs: args.jobs.unwrap_or_else(default_jobs),
             no_cache,
             network,
             limits,

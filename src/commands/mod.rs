@@ -60,9 +60,3 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::System(cmd) => system::run(&globals, cmd),
     }
 }
-
-/// The error every not-yet-built command returns, so that nobody mistakes
-/// it for a working one.
-pub(crate) fn not_implemented(what: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`kiln {what}` is not implemented yet")
-}
