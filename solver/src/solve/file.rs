@@ -398,8 +398,9 @@ fn write_merged(s: &Solver, view: &Path, lowers: &[std::path::PathBuf]) -> Resul
     let written = writer
         .join()
         .map_err(|_| Error::Invalid("layer writer thread panicked".into()))?;
-    written?;
+    // The reader's error explains a writer's broken pipe, not the reverse.
     let (digest, size) = ingested?;
+    written?;
     s.store.register_layer(
         &digest,
         cache::Descriptor {
