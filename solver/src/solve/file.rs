@@ -310,6 +310,7 @@ fn try_delta(
     if copy_part.is_empty() || copy_part.len() >= MAX_STACKED_DELTAS {
         return Ok(None);
     }
+    let t0 = std::time::Instant::now();
     let prev = Manifest::from_json(man)?;
     let base_view_r = ReadView::open(s, base)?;
     let tree = b.context.tree()?;
@@ -336,10 +337,11 @@ fn try_delta(
     drop(upper_root);
     drop(base_view_r);
     tracing::debug!(
-        "{}: delta copy wrote {} entries, {} whiteouts",
+        "{}: delta copy wrote {} entries, {} whiteouts in {:?}",
         vertex.name,
         res.written,
-        res.deleted
+        res.deleted,
+        t0.elapsed()
     );
     let copy_dirs: Vec<std::path::PathBuf> = copy_part
         .iter()
@@ -357,7 +359,9 @@ fn try_delta(
     }
     stack.extend(copy_dirs);
     let merged = ReadView::of_dirs(s, &stack)?;
+    let t1 = std::time::Instant::now();
     let layer = write_merged(s, &merged.path(), &base_lowers)?;
+    tracing::debug!("{}: image layer written in {:?}", vertex.name, t1.elapsed());
     drop(merged);
     let mut layers = base.layers.clone();
     layers.push(layer);
