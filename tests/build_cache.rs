@@ -253,3 +253,39 @@ fn a_changed_context_is_copied_as_a_delta_that_matches_a_full_copy() {
     // And the layer of the COPY is the same as a full copy's in content.
     assert_eq!(k.files("d:4")["all"].data, fresh.files("d:4")["all"].data);
 }
+
+#[test]
+fn explain_cache_says_why_each_step_missed() {
+    let k = setup();
+    let p = k.build(&["--explain-cache"]);
+    assert!(
+        p.contains("cache miss: no earlier build of this step"),
+        "{p}"
+    );
+    k.write("copied.txt", "v2\n");
+    let p = k.build(&["--explain-cache", "--build-arg", "USED=secret-value"]);
+    assert!(
+        p.contains("cache miss: context files of copy[0] /copied.txt: changed copied.txt"),
+        "{p}"
+    );
+    assert!(
+        p.contains("cache miss: environment (ENV/ARG) changed: USED; the step it builds on produced different files"),
+        "{p}"
+    );
+    assert!(
+        !p.lines()
+            .any(|l| l.contains("cache miss") && l.contains("secret-value")),
+        "argument values are not shown: {p}"
+    );
+    k.write(
+        "Dockerfile",
+        &DOCKERFILE.replace("RUN echo first > /first", "RUN echo second > /first"),
+    );
+    let p = k.build(&["--explain-cache", "--build-arg", "USED=secret-value"]);
+    assert!(p.contains("cache miss: the command changed"), "{p}");
+    let p = k.build(&["--explain-cache", "--no-cache"]);
+    assert!(
+        p.contains("cache miss: the cache is disabled for this step"),
+        "{p}"
+    );
+}

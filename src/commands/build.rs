@@ -70,6 +70,9 @@ pub(crate) struct Args {
     /// Print only the image ID.
     #[arg(short, long)]
     quiet: bool,
+    /// Say for each step that runs why it missed the cache.
+    #[arg(long)]
+    explain_cache: bool,
     /// Progress output: auto, tty, plain or quiet.
     #[arg(long, value_enum, env = "BUILDKIT_PROGRESS", default_value = "auto")]
     progress: Mode,
@@ -460,6 +463,7 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             build_id,
             dockerfile_id,
             target: args.target.clone().unwrap_or_default(),
+            explain: args.explain_cache,
         },
     )?;
     {

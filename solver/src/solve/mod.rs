@@ -29,6 +29,7 @@
 mod cachemount;
 mod error;
 mod exec;
+mod explain;
 mod export;
 mod file;
 mod graph;
@@ -95,6 +96,8 @@ pub struct SolveOptions {
     pub dockerfile_id: String,
     /// `--target` (empty: the last stage).
     pub target: String,
+    /// Report why each step missed the cache (a status line per step).
+    pub explain: bool,
 }
 
 impl Default for SolveOptions {
@@ -109,6 +112,7 @@ impl Default for SolveOptions {
             build_id: format!("build-{}", std::process::id()),
             dockerfile_id: String::new(),
             target: String::new(),
+            explain: false,
         }
     }
 }
@@ -431,6 +435,17 @@ impl Solver {
                 name: &vertex.name,
             });
         }
+        if self.opts.explain && vertex.lines.is_some() {
+            let why = if ignore {
+                "the cache is disabled for this step (--no-cache)".to_string()
+            } else {
+                explain::explain(self.previous(vertex)?.as_ref(), &parts)
+            };
+            self.progress.event(Event::Status {
+                vertex: v,
+                text: &format!("cache miss: {why}"),
+            });
+        }
         let mut manifest = None;
         let fs = match &vertex.op {
             Op::Exec(e) => exec::run(self, build, v, vertex, e, inputs)?,
@@ -467,6 +482,15 @@ impl Solver {
             layer,
             created: Some(created),
         }))
+    }
+
+    /// The entry this step had in its last build, if it is still there.
+    fn previous(&self, vertex: &Vertex) -> Result<Option<Record>> {
+        let step = record::step_key(&self.opts.dockerfile_id, &self.opts.target, &vertex.name);
+        match self.store.cache_get(&step)? {
+            Some(k) => self.lookup(&String::from_utf8_lossy(&k)),
+            None => Ok(None),
+        }
     }
 
     fn lookup(&self, key: &str) -> Result<Option<Record>> {
