@@ -279,7 +279,7 @@ fn explain_cache_says_why_each_step_missed() {
     );
     k.write(
         "Dockerfile",
-        &DOCKERFILE.replace("RUN echo first > /first", "RUN echo second > /first"),
+        DOCKERFILE.replace("RUN echo first > /first", "RUN echo second > /first"),
     );
     let p = k.build(&["--explain-cache", "--build-arg", "USED=secret-value"]);
     assert!(p.contains("cache miss: the command changed"), "{p}");
