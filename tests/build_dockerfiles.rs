@@ -674,3 +674,69 @@ fn copy_link_with_chown_by_name_is_refused_clearly() {
     let f = k.files("link:2");
     assert_eq!((f["f"].uid, f["f"].gid), (1000, 50));
 }
+
+#[test]
+fn source_date_epoch_gives_the_same_image_in_two_state_directories() {
+    let a = Kiln::with_case("basic");
+    // A RUN that writes files "now", a WORKDIR, a COPY: all clamped.
+    std::fs::write(
+        a.ctx.join("Dockerfile"),
+        "FROM busybox\nWORKDIR /app\nCOPY hello.txt .\nRUN echo built > /app/out && mkdir -p /var/made\nCMD [\"cat\", \"/app/out\"]\n",
+    )
+    .unwrap();
+    let b = Kiln::new();
+    let ctx = a.ctx.to_str().unwrap().to_string();
+    let build = |k: &Kiln, how: &str| -> String {
+        let mut c = k.cmd(&["build", "-q", "-t", "repro:1"]);
+        match how {
+            "arg" => {
+                c.args(["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
+            }
+            _ => {
+                c.env("SOURCE_DATE_EPOCH", "1700000000");
+            }
+        }
+        let out = c.arg(&ctx).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let id_a = build(&a, "arg");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let id_b = build(&b, "env");
+    assert_eq!(
+        id_a, id_b,
+        "same image digest from two clean state directories"
+    );
+    let c = a.config_json("repro:1");
+    assert_eq!(c["created"], "2023-11-14T22:13:20Z");
+    for h in c["history"].as_array().unwrap() {
+        assert_eq!(h["created"], "2023-11-14T22:13:20Z", "{h}");
+    }
+    // Timestamps in the image's layers are clamped too.
+    for d in c["rootfs"]["diff_ids"].as_array().unwrap().iter().skip(1) {
+        let hex = d.as_str().unwrap().trim_start_matches("sha256:");
+        let tar = std::fs::read(a.root.join("blobs/sha256").join(hex)).unwrap();
+        let mut ar = tar::Archive::new(&tar[..]);
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            assert!(
+                e.header().mtime().unwrap() <= 1_700_000_000,
+                "{:?} has a later mtime",
+                e.path().unwrap()
+            );
+        }
+    }
+    // Without it, a rebuild in a fresh store gives another image.
+    let c2 = Kiln::new();
+    let out = c2
+        .cmd(&["build", "-q", &ctx])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), id_a);
+}

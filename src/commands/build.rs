@@ -383,6 +383,18 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         bail!("--jobs must be at least 1");
     }
     let build_args = parse_build_args(&args.build_args)?;
+    // SOURCE_DATE_EPOCH: a build argument, else the environment (BuildKit).
+    let epoch = match build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).with_context(|| {
+            format!("invalid SOURCE_DATE_EPOCH {v:?}: expected seconds since 1970")
+        })?),
+        None => None,
+    };
     let labels = parse_labels(&args.labels)?;
     let target_platform = args
         .platform
@@ -464,6 +476,7 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             dockerfile_id,
             target: args.target.clone().unwrap_or_default(),
             explain: args.explain_cache,
+            epoch,
         },
     )?;
     {

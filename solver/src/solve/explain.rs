@@ -204,7 +204,8 @@ mod tests {
                 &KeyParts {
                     def: json!({}),
                     inputs: vec![],
-                    sources: vec![]
+                    sources: vec![],
+                    epoch: None,
                 }
             ),
             "no earlier build of this step in the cache"
@@ -218,6 +219,7 @@ mod tests {
             def: json!({"args": ["sh"], "env": ["A=1", "TOKEN=secret2", "B=x"]}),
             inputs: vec!["base2".into()],
             sources: vec![src("d2", &[("a", "1"), ("b", "9"), ("new", "4")])],
+            epoch: None,
         };
         let why = explain(Some(&prev), &now);
         assert_eq!(

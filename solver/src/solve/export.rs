@@ -53,17 +53,18 @@ pub fn image_config(
             .get_or_insert_with(Default::default)
             .insert(k.clone(), v.clone());
     }
-    let base_layers: Vec<Digest> = match &st.base_image {
+    let base = match &st.base_image {
         Some(r) => {
             let platform = crate::llb::Platform {
                 os: img.os.clone(),
                 architecture: img.architecture.clone(),
                 variant: img.variant.clone(),
             };
-            solver.images.resolve(r, &platform)?.layers.clone()
+            Some(solver.images.resolve(r, &platform)?)
         }
-        None => Vec::new(),
+        None => None,
     };
+    let base_layers: Vec<Digest> = base.as_ref().map(|b| b.layers.clone()).unwrap_or_default();
     if st.layers.len() != img.history.len() {
         return Err(Error::Invalid(format!(
             "stage has {} history entries but {} layer sources",
@@ -123,6 +124,14 @@ pub fn image_config(
         }
     }
     fill_created(&mut history);
+    if let Some(epoch) = solver.opts.epoch {
+        let base_history = base
+            .as_ref()
+            .and_then(|b| serde_json::from_slice::<crate::llb::Image>(&b.config).ok())
+            .map(|i| i.history)
+            .unwrap_or_default();
+        clamp_created(&mut history, &base_history, epoch)?;
+    }
     let created = history.iter().rev().find_map(|h| h.created.clone());
 
     let mut m = Map::new();
@@ -195,6 +204,31 @@ fn fill_created(history: &mut [History]) {
     }
 }
 
+/// `SOURCE_DATE_EPOCH`, as BuildKit applies it: the base image's own
+/// entries keep their times; from the first entry that differs from the
+/// base's history on, no entry is dated later than the epoch (nor left
+/// undated).
+fn clamp_created(history: &mut [History], base: &[History], epoch: i64) -> Result<()> {
+    let at = jiff::Timestamp::from_second(epoch)
+        .map_err(|e| Error::Invalid(format!("SOURCE_DATE_EPOCH {epoch}: {e}")))?;
+    let text = at.to_string();
+    let mut diverged = false;
+    for (i, h) in history.iter_mut().enumerate() {
+        if !diverged && base.get(i) == Some(h) {
+            continue;
+        }
+        diverged = true;
+        let later = match h.created.as_deref().map(str::parse::<jiff::Timestamp>) {
+            Some(Ok(t)) => t > at,
+            _ => true,
+        };
+        if later {
+            h.created = Some(text.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Stores the image and points `tags` at it, unless the store already has
 /// this very image with these tags (a fully cached rebuild writes nothing).
 /// Returns the image and whether anything was written.
@@ -250,5 +284,27 @@ mod tests {
         let mut v = vec![h(None), h(None)];
         fill_created(&mut v);
         assert!(v.iter().all(|h| h.created.is_none()));
+    }
+
+    #[test]
+    fn epoch_clamps_only_this_builds_entries() {
+        let base = vec![h(Some("2030-01-01T00:00:00Z"))];
+        let mut v = vec![
+            h(Some("2030-01-01T00:00:00Z")),
+            h(Some("2026-01-01T00:00:00Z")),
+            h(Some("2000-01-01T00:00:00Z")),
+            h(None),
+        ];
+        clamp_created(&mut v, &base, 1_700_000_000).unwrap();
+        let got: Vec<_> = v.iter().map(|h| h.created.clone().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                "2030-01-01T00:00:00Z",
+                "2023-11-14T22:13:20Z",
+                "2000-01-01T00:00:00Z",
+                "2023-11-14T22:13:20Z"
+            ]
+        );
     }
 }

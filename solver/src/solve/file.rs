@@ -382,14 +382,10 @@ fn write_merged(s: &Solver, view: &Path, lowers: &[std::path::PathBuf]) -> Resul
     let (r, w) = std::io::pipe().map_err(|e| Error::io("pipe", e))?;
     let view = view.to_path_buf();
     let lowers = lowers.to_vec();
+    let opts = diff_options(s);
     let writer = std::thread::spawn(move || -> executor::Result<()> {
         let w = std::io::BufWriter::with_capacity(1 << 20, w);
-        let (mut w, _) = executor::diff::write_layer(
-            &view,
-            &lowers,
-            w,
-            &executor::diff::DiffOptions::default(),
-        )?;
+        let (mut w, _) = executor::diff::write_layer(&view, &lowers, w, &opts)?;
         std::io::Write::flush(&mut w).map_err(|e| executor::Error::Io {
             op: "write",
             path: view.clone(),
@@ -453,11 +449,19 @@ pub(crate) fn commit_dir(
     lowers: &[std::path::PathBuf],
 ) -> Result<Digest> {
     let layer = s.store.commit_layer_dir(upper, |w| {
-        executor::diff::write_layer(upper, lowers, w, &executor::diff::DiffOptions::default())
+        executor::diff::write_layer(upper, lowers, w, &diff_options(s))
             .map(|_| ())
             .map_err(std::io::Error::other)
     })?;
     Ok(layer.diff_id)
+}
+
+/// How layer tars are written: timestamps clamped to `SOURCE_DATE_EPOCH`
+/// when it is set.
+fn diff_options(s: &Solver) -> executor::diff::DiffOptions {
+    executor::diff::DiffOptions {
+        clamp_mtime: s.opts.epoch,
+    }
 }
 
 /// `base` with `layer` on top.
@@ -497,7 +501,7 @@ pub(crate) fn download(s: &Solver, h: &HttpSource) -> Result<Download> {
 /// The key of an HTTP source: its file name and mode and its content
 /// (the `--checksum`, or the digest and `Last-Modified` of a download) —
 /// not the URL, as in BuildKit.
-pub(crate) fn http_key(h: &HttpSource, d: Option<&Download>) -> KeyParts {
+pub(crate) fn http_key(h: &HttpSource, d: Option<&Download>, epoch: Option<i64>) -> KeyParts {
     let (digest, modified) = match d {
         Some(d) => (
             d.fetched.digest.as_str().to_string(),
@@ -518,6 +522,7 @@ pub(crate) fn http_key(h: &HttpSource, d: Option<&Download>) -> KeyParts {
             digest,
             files: Vec::new(),
         }],
+        epoch,
     }
 }
 

@@ -98,6 +98,9 @@ pub struct SolveOptions {
     pub target: String,
     /// Report why each step missed the cache (a status line per step).
     pub explain: bool,
+    /// `SOURCE_DATE_EPOCH`: layer timestamps are clamped to it and the
+    /// image's times are set to it, for reproducible images.
+    pub epoch: Option<i64>,
 }
 
 impl Default for SolveOptions {
@@ -113,6 +116,7 @@ impl Default for SolveOptions {
             dockerfile_id: String::new(),
             target: String::new(),
             explain: false,
+            epoch: None,
         }
     }
 }
@@ -404,11 +408,11 @@ impl Solver {
                     name: &vertex.name,
                 });
                 let d = file::download(self, h)?;
-                let parts = file::http_key(h, Some(&d));
+                let parts = file::http_key(h, Some(&d), self.opts.epoch);
                 download = Some(d);
                 parts
             }
-            Op::Http(h) => file::http_key(h, None),
+            Op::Http(h) => file::http_key(h, None, self.opts.epoch),
             _ => {
                 let t = Instant::now();
                 let parts = self.key_parts(build, vertex, inputs)?;
@@ -599,6 +603,7 @@ impl Solver {
             def,
             inputs: ids,
             sources,
+            epoch: self.opts.epoch,
         })
     }
 

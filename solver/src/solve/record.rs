@@ -51,6 +51,10 @@ pub(crate) struct KeyParts {
     /// Digests of context sources (only `what` and `digest` are keyed).
     #[serde(serialize_with = "ser_sources")]
     pub(crate) sources: Vec<SourceDigest>,
+    /// `SOURCE_DATE_EPOCH`, when set: it changes the layer (timestamps are
+    /// clamped), so it is part of the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) epoch: Option<i64>,
 }
 
 fn ser_sources<S: serde::Serializer>(v: &[SourceDigest], s: S) -> Result<S::Ok, S::Error> {
@@ -144,6 +148,7 @@ mod tests {
                 digest: "sha256:1".into(),
                 files: vec![("a".into(), "sha256:1".into())],
             }],
+            epoch: None,
         }
     }
 
