@@ -33,6 +33,8 @@ docker=/usr/bin/docker
 have_docker=0; have_buildah=0
 command -v dockerd >/dev/null && [ -x $docker ] && have_docker=1
 command -v buildah >/dev/null && have_buildah=1
+# crun refuses this machine's hybrid cgroup layout; runc copes.
+[ -x /usr/sbin/runc ] && export BUILDAH_RUNTIME=${BUILDAH_RUNTIME:-/usr/sbin/runc}
 
 # --- base image, in all three stores -------------------------------------
 if ! "$kiln" inspect busybox:latest >/dev/null 2>&1; then

@@ -27,7 +27,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile.
-    Build(commands::build::Args),
+    Build(Box<commands::build::Args>),
     /// Parse and validate a Dockerfile without building; print warnings.
     Check(commands::check::Args),
     /// Developer tools: dump the parse tree or the build graph.
@@ -60,7 +60,7 @@ pub(crate) enum Command {
     /// Log out from a registry.
     Logout(commands::logout::Args),
     /// Run a command in a new container from an image.
-    Run(commands::run::Args),
+    Run(Box<commands::run::Args>),
     /// Remove unused data from the store.
     Prune(commands::prune::Args),
     /// Manage the store.

@@ -6,6 +6,8 @@
 
 mod cli;
 mod commands;
+mod interrupt;
+mod progress;
 mod root;
 mod transfer;
 
@@ -23,7 +25,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<commands::run::ExitWith>() {
+                Some(e) => ExitCode::from(e.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -46,12 +46,27 @@ impl CacheBatch<'_, '_> {
         self.w.delete(Table::CachePins, key)?;
         self.w.delete(Table::CacheIndex, key)
     }
+
+    /// The entries whose key starts with `prefix`, in key order.
+    pub fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.w.scan(Table::CacheIndex, prefix)
+    }
 }
 
 impl Store {
     /// The cache-index value under `key`.
     pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.meta.read(|r| r.get(Table::CacheIndex, key))
+    }
+
+    /// The values under several keys, read in one transaction (one answer
+    /// per key, in order).
+    pub fn cache_get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.meta
+            .read(|r| keys.iter().map(|k| r.get(Table::CacheIndex, k)).collect())
     }
 
     /// Stores `value` under `key` and pins `layers` (each must be known

@@ -297,10 +297,25 @@ impl Store {
                 dir.display()
             )));
         }
-        let mut w = self.blob_writer()?;
-        write_tar(&mut w)
-            .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e))?;
-        let pending = w.finish()?;
+        // Flush the directory to disk while its tar is written: both take
+        // as long as the layer is big, and they overlap well (the tar is
+        // read from the page cache while writeback goes on).
+        let (pending, synced) = std::thread::scope(|s| {
+            let sync = s.spawn(|| sync_tree(&canon));
+            let tar = (|| {
+                let mut w = self.blob_writer()?;
+                write_tar(&mut w).map_err(|e| {
+                    Error::stream(format!("write layer tar of {}", dir.display()), e)
+                })?;
+                w.finish()
+            })();
+            let synced = sync
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
+            (tar, synced)
+        });
+        let pending = pending?;
+        synced?;
         let diff_id = pending.digest.clone();
         let desc = Descriptor {
             media_type: media::OCI_LAYER.to_string(),
@@ -313,7 +328,6 @@ impl Store {
         if is_dir(&dest) {
             remove_any(&canon)?;
         } else {
-            syncfs(&canon)?;
             self.place_layer_dir(canon, &dest)?;
         }
         self.record_layer(&diff_id, pending.size, desc)
@@ -346,6 +360,39 @@ pub(crate) fn get_layer(r: &impl Reader, diff_id: &Digest) -> Result<Option<Laye
     r.get(Table::Layers, diff_id.as_str())?
         .map(|v| decode(diff_id.as_str(), &v))
         .transpose()
+}
+
+/// Above this many entries a tree is flushed with one `syncfs` rather
+/// than an fsync per entry.
+const FSYNC_EACH_MAX: usize = 256;
+
+/// Makes a freshly written tree durable: an fsync of each file and
+/// directory when it is small (a build step's layer usually is), else one
+/// `syncfs`. On a disk shared with other busy processes, `syncfs` writes
+/// out *their* dirty data too and can take hundreds of milliseconds; a few
+/// fsyncs of our own files cost far less.
+fn sync_tree(p: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        files.push(d.clone());
+        for e in fs::read_dir(&d).at("read directory", &d)? {
+            let e = e.at("read directory", &d)?;
+            let ft = e.file_type().at("stat", e.path())?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                files.push(e.path());
+            }
+            if files.len() + stack.len() > FSYNC_EACH_MAX {
+                return syncfs(p);
+            }
+        }
+    }
+    for f in &files {
+        File::open(f).and_then(|h| h.sync_all()).at("fsync", f)?;
+    }
+    Ok(())
 }
 
 /// Flushes the filesystem holding `p` (one call instead of an fsync per

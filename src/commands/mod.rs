@@ -34,11 +34,12 @@ pub(crate) struct Globals {
 }
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let globals = Globals {
-        root: cli.root.unwrap_or_else(crate::root::default_root),
-    };
+    let root = cli.root.unwrap_or_else(crate::root::default_root);
+    // Layer directories become overlay lowerdirs: the root must be absolute.
+    let root = std::path::absolute(&root).unwrap_or(root);
+    let globals = Globals { root };
     match cli.command {
-        Command::Build(args) => build::run(&globals, args),
+        Command::Build(args) => build::run(&globals, *args),
         Command::Check(args) => check::run(&globals, args),
         Command::Debug(cmd) => debug::run(&globals, cmd),
         Command::Images(args) => images::run(&globals, args),
@@ -54,14 +55,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(&globals, args),
         Command::Login(args) => login::run(&globals, args),
         Command::Logout(args) => logout::run(&globals, args),
-        Command::Run(args) => run::run(&globals, args),
+        Command::Run(args) => run::run(&globals, *args),
         Command::Prune(args) => prune::run(&globals, args),
         Command::System(cmd) => system::run(&globals, cmd),
     }
-}
-
-/// The error every not-yet-built command returns, so that nobody mistakes
-/// it for a working one.
-pub(crate) fn not_implemented(what: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`kiln {what}` is not implemented yet")
 }

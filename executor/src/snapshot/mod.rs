@@ -299,6 +299,25 @@ impl Snapshot {
         }
     }
 
+    /// A descriptor of the snapshot's merged, writable root, for work done
+    /// in kiln's own process (the solver's file operations): a detached
+    /// overlay mount for overlay snapshots, the copied root for copy ones.
+    /// Nothing is mounted anywhere: use it only as a directory descriptor
+    /// (`openat`-style calls, or `/proc/self/fd/N/...` paths from this
+    /// process). Writes land in the snapshot as a sandbox's would; drop the
+    /// descriptor before [`Snapshot::commit`]. Fails on kernels without the
+    /// new mount API's `lowerdir+` (use a copy snapshotter there).
+    pub fn open_root(&mut self) -> Result<OwnedFd> {
+        match self.rootfs_source()? {
+            RootfsSource::Detached(fd) => Ok(fd),
+            RootfsSource::Legacy(_) => Err(Error::Snapshot(
+                "this kernel cannot build a detached overlay (no lowerdir+): \
+                 use KILN_SNAPSHOTTER=copy"
+                    .into(),
+            )),
+        }
+    }
+
     /// Where the sandbox attaches its root: the scratch directory itself,
     /// covered only inside the sandbox's own mount namespace.
     pub(crate) fn mount_point(&self) -> PathBuf {
@@ -351,7 +370,20 @@ impl Snapshot {
     /// synced to disk: rename it into the store, or write it as a tar with
     /// [`crate::diff::write_layer`] against [`Snapshot::lowers`]. Everything
     /// else in the scratch directory is removed.
-    pub fn commit(mut self) -> Result<PathBuf> {
+    pub fn commit(self) -> Result<PathBuf> {
+        let upper = self.commit_unsynced()?;
+        // The overlay is mounted `volatile` (no sync when it goes away), so
+        // the layer is made durable here, once, and only when it is kept.
+        let dir = std::fs::File::open(&upper).ctx("open", &upper)?;
+        rustix::fs::syncfs(&dir).ctx("sync the filesystem of", &upper)?;
+        Ok(upper)
+    }
+
+    /// [`Snapshot::commit`] without making the layer durable: for a caller
+    /// that syncs it itself (the store's `commit_layer_dir` does, with an
+    /// fsync per file for small layers instead of a `syncfs` of the whole
+    /// filesystem).
+    pub fn commit_unsynced(mut self) -> Result<PathBuf> {
         let upper = self.scratch.join("upper");
         match &mut self.backend {
             Backend::Overlay { work, detached, .. } => {
@@ -366,10 +398,6 @@ impl Snapshot {
         for name in ["empty", ".copied"] {
             remove_all(&self.scratch.join(name))?;
         }
-        // The overlay is mounted `volatile` (no sync when it goes away), so
-        // the layer is made durable here, once, and only when it is kept.
-        let dir = std::fs::File::open(&upper).ctx("open", &upper)?;
-        rustix::fs::syncfs(&dir).ctx("sync the filesystem of", &upper)?;
         Ok(upper)
     }
 

@@ -214,6 +214,11 @@ impl SourceTree {
         &self.root
     }
 
+    /// Whether no `.dockerignore` filter hides anything.
+    pub fn filter_is_empty(&self) -> bool {
+        self.opts.filter.is_empty()
+    }
+
     /// Whether entries count as owned by 0:0.
     pub fn zero_owner(&self) -> bool {
         self.opts.zero_owner

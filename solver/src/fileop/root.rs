@@ -44,6 +44,33 @@ impl RootDir {
         })
     }
 
+    /// Wraps a descriptor of a root directory that may have no path at all
+    /// (a detached overlay mount of a build step's snapshot). `display` is
+    /// only used in messages.
+    pub fn from_fd(fd: OwnedFd, display: &Path) -> Result<RootDir> {
+        let canonical = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .map_err(|e| Error::io(display, e))?;
+        Ok(RootDir {
+            path: display.to_path_buf(),
+            canonical,
+            fd,
+        })
+    }
+
+    /// A path under which this process can open the root's entries
+    /// (`/proc/self/fd/N/.`: the trailing `.` makes even `lstat` see the
+    /// directory rather than the descriptor's magic link), valid as long as
+    /// the `RootDir` lives.
+    pub fn proc_path(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/self/fd/{}/.",
+            std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+        ))
+    }
+
     /// The root's path on the host.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,542 @@
+//! File ops (COPY, ADD, WORKDIR, heredoc files) and HTTP sources.
+//!
+//! A file op with a base writes into an overlay snapshot of the base's
+//! layers through a detached mount (nothing is mounted anywhere; see
+//! `executor::Snapshot::open_root`), so destination paths resolve through
+//! the base's symlinks exactly as in the image and `--chown` names resolve
+//! in its `/etc/passwd`. The snapshot's upperdir becomes the layer. A file
+//! op on scratch (`COPY --link`, heredoc sources) writes into a plain
+//! directory that becomes the whole layer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cache::Digest;
+
+use super::error::{Error, Result};
+use super::record::{KeyParts, SourceDigest};
+use super::value::{Done, Fs, Value};
+use super::view::ReadView;
+use super::{Build, Solver};
+use crate::contenthash::{Selection, SourceOptions, SourceTree};
+use crate::fileop::{self, ChownSpec, CopyOptions, Manifest, RootDir};
+use crate::llb::{Chmod, Chown, CopyAction, FileAction, FileOp, HttpSource, Vertex, VertexId};
+
+/// The source selection of a copy action.
+pub(crate) fn selection(c: &CopyAction) -> Selection {
+    Selection {
+        path: c.src_path.clone(),
+        follow_links: c.follow_symlinks,
+        allow_wildcard: c.allow_wildcard,
+        include: c.include_patterns.clone(),
+        exclude: c.exclude_patterns.clone(),
+        required: c.required_paths.clone(),
+    }
+}
+
+fn chown_text(c: &Chown) -> String {
+    match &c.group {
+        Some(g) => format!("{}:{g}", c.user),
+        None => c.user.clone(),
+    }
+}
+
+fn chmod_of(c: &Chmod) -> Result<fileop::Chmod> {
+    Ok(match c {
+        Chmod::Octal(m) => fileop::Chmod::parse(&format!("{m:o}"))?,
+        Chmod::Symbolic(s) => fileop::Chmod::parse(s)?,
+    })
+}
+
+/// Where a copy reads from (and the view that must outlive the read).
+struct Src {
+    tree: Arc<SourceTree>,
+    _view: Option<ReadView>,
+}
+
+impl Src {
+    fn tree(&self) -> &SourceTree {
+        &self.tree
+    }
+}
+
+fn open_src(s: &Solver, b: &Build<'_>, input: Option<&Arc<Done>>) -> Result<Src> {
+    let fs = match input.map(|d| &d.value) {
+        Some(Value::Context) => {
+            return Ok(Src {
+                tree: b.context.tree()?,
+                _view: None,
+            });
+        }
+        Some(Value::Fs(fs)) => fs.clone(),
+        None => Fs::default(),
+    };
+    let view = ReadView::open(s, &fs)?;
+    let tree = SourceTree::open(&view.path(), SourceOptions::rootfs())?;
+    Ok(Src {
+        tree: Arc::new(tree),
+        _view: Some(view),
+    })
+}
+
+/// Applies one action to `root`.
+fn apply(
+    s: &Solver,
+    b: &Build<'_>,
+    root: &RootDir,
+    a: &FileAction,
+    inputs: &[Arc<Done>],
+) -> Result<()> {
+    let owner = |c: &Option<Chown>| -> Result<Option<fileop::Owner>> {
+        c.as_ref()
+            .map(|c| ChownSpec::parse(&chown_text(c)).resolve(root))
+            .transpose()
+            .map_err(Error::from)
+    };
+    match a {
+        FileAction::Copy(c) => {
+            copy(s, b, root, c, inputs)?;
+        }
+        FileAction::Mkdir(m) => {
+            fileop::mkdir(
+                root,
+                &m.path,
+                m.mode,
+                m.make_parents,
+                owner(&m.chown)?,
+                None,
+            )?;
+        }
+        FileAction::Mkfile(m) => {
+            fileop::mkfile(
+                root,
+                &m.path,
+                m.data.as_bytes(),
+                m.mode,
+                owner(&m.chown)?,
+                None,
+            )?;
+        }
+        FileAction::Rm(r) => {
+            if r.allow_wildcard && r.path.contains(['*', '?', '[']) {
+                return Err(Error::Unsupported(format!("rm of wildcard {}", r.path)));
+            }
+            fileop::rm(root, &r.path, r.allow_not_found)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a file op produced.
+pub(crate) struct FileResult {
+    /// The new filesystem (base layers + one layer).
+    pub(crate) fs: Fs,
+    /// For a single COPY from the context: what it wrote, so that the next
+    /// build of the same step can copy only what changed.
+    pub(crate) manifest: Option<Manifest>,
+}
+
+/// `COPY --link --chown=NAME`: a `--link` copy is made on an empty
+/// filesystem, which has no `/etc/passwd` to resolve names in. BuildKit
+/// fails these (`invalid user index: -1`); say so clearly instead.
+fn refuse_names_in_link(f: &FileOp) -> Result<()> {
+    let named = |s: &str| s != "root" && s.parse::<u32>().is_err();
+    for a in &f.actions {
+        let chown = match a {
+            FileAction::Copy(c) => c.chown.as_ref(),
+            FileAction::Mkdir(m) => m.chown.as_ref(),
+            FileAction::Mkfile(m) => m.chown.as_ref(),
+            FileAction::Rm(_) => None,
+        };
+        if let Some(c) = chown
+            && (named(&c.user) || c.group.as_deref().is_some_and(named))
+        {
+            return Err(Error::Invalid(format!(
+                "--chown={} with --link: names cannot be resolved in a --link layer \
+                 (it is built on an empty filesystem); use numeric IDs (UID:GID)",
+                chown_text(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The cache-table key of a copy manifest.
+pub(crate) fn manifest_key(key: &str) -> String {
+    format!("m:{key}")
+}
+
+/// A delta copy stacks at most this many thin layers before copying in
+/// full again.
+const MAX_STACKED_DELTAS: usize = 8;
+
+/// The single context copy of a file op that a delta copy can redo.
+fn delta_copy_action<'a>(f: &'a FileOp, inputs: &[Arc<Done>]) -> Option<&'a CopyAction> {
+    if f.base.is_none() || f.actions.len() != 1 {
+        return None;
+    }
+    match &f.actions[0] {
+        FileAction::Copy(c)
+            if c.src
+                .and_then(|i| inputs.get(i))
+                .is_some_and(|d| matches!(d.value, Value::Context)) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
+/// Runs a file op. A single COPY from the context whose previous result
+/// (same step, same definition, same base, other content) is in the cache
+/// is redone as a delta: only new and changed files are written, into a
+/// thin layer stacked on the previous copy's layer (see `try_delta`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    s: &Solver,
+    b: &Build<'_>,
+    _v: VertexId,
+    vertex: &Vertex,
+    f: &FileOp,
+    inputs: &[Arc<Done>],
+    parts: &KeyParts,
+    allow_delta: bool,
+) -> Result<FileResult> {
+    let base = match f.base {
+        Some(i) => inputs
+            .get(i)
+            .and_then(|d| d.fs())
+            .cloned()
+            .ok_or_else(|| Error::Invalid("file op base is not a filesystem".into()))?,
+        None => Fs::default(),
+    };
+    if f.base.is_none() {
+        refuse_names_in_link(f)?;
+    }
+    let single = delta_copy_action(f, inputs);
+    if allow_delta
+        && let Some(c) = single
+        && let Some(r) = try_delta(s, b, vertex, c, &base, parts)?
+    {
+        return Ok(r);
+    }
+    let mut manifest = None;
+    let scratch = s.store.temp_dir()?;
+    let (upper, lowers) = if f.base.is_none() {
+        let upper = scratch.path().join("upper");
+        std::fs::create_dir(&upper).map_err(|e| Error::io(&upper, e))?;
+        let root = RootDir::open(&upper)?;
+        for a in &f.actions {
+            apply(s, b, &root, a, inputs)?;
+        }
+        drop(root);
+        (upper, Vec::new())
+    } else {
+        let lowers = base.lowers(&s.store)?;
+        let mut snap = s
+            .snapshotter
+            .prepare(&lowers, &scratch.path().join("snap"))?;
+        let result = (|| {
+            let fd = snap.open_root()?;
+            let root = RootDir::from_fd(fd, Path::new(&format!("<{}>", vertex.name)))?;
+            if let Some(c) = single {
+                let t = std::time::Instant::now();
+                manifest = Some(copy(s, b, &root, c, inputs)?);
+                tracing::debug!("{}: copied in {:?}", vertex.name, t.elapsed());
+                return Ok(());
+            }
+            for a in &f.actions {
+                apply(s, b, &root, a, inputs)?;
+            }
+            Ok::<_, Error>(())
+        })();
+        if let Err(e) = result {
+            let _ = snap.discard();
+            return Err(e);
+        }
+        (snap.commit_unsynced()?, lowers)
+    };
+    let t = std::time::Instant::now();
+    let layer = commit_dir(s, &upper, &lowers)?;
+    tracing::debug!("{}: layer committed in {:?}", vertex.name, t.elapsed());
+    Ok(FileResult {
+        fs: base_plus(&base, layer),
+        manifest,
+    })
+}
+
+/// Redoes a context copy as a delta over its previous result, if there is
+/// one to build on: plans the copy against the base, writes only what
+/// differs from the previous copy's manifest into a thin layer (whiteouts
+/// for what is gone), and stacks it on the previous copy's layers for
+/// later steps to run on. The image still needs one layer for the COPY:
+/// it is written from a view of the stacked layers (read, not copied).
+fn try_delta(
+    s: &Solver,
+    b: &Build<'_>,
+    vertex: &Vertex,
+    c: &CopyAction,
+    base: &Fs,
+    parts: &KeyParts,
+) -> Result<Option<FileResult>> {
+    let step = super::record::step_key(&s.opts.dockerfile_id, &s.opts.target, &vertex.name);
+    let Some(prev_key) = s.store.cache_get(&step)? else {
+        return Ok(None);
+    };
+    let prev_key = String::from_utf8_lossy(&prev_key).into_owned();
+    let vals = s.store.cache_get_many(&[
+        &super::record::Record::index_key(&prev_key),
+        &manifest_key(&prev_key),
+    ])?;
+    let (Some(rec), Some(man)) = (&vals[0], &vals[1]) else {
+        return Ok(None);
+    };
+    let Ok(rec) = serde_json::from_slice::<super::record::Record>(rec) else {
+        return Ok(None);
+    };
+    if rec.def != parts.def
+        || rec.inputs != parts.inputs
+        || rec.fs.layers.len() != base.layers.len() + 1
+        || rec.fs.layers[..base.layers.len()] != base.layers[..]
+    {
+        return Ok(None);
+    }
+    let prev_view = rec.fs.view_layers();
+    let base_view = base.view_layers();
+    if !prev_view.starts_with(base_view) {
+        return Ok(None);
+    }
+    let copy_part = &prev_view[base_view.len()..];
+    if copy_part.is_empty() || copy_part.len() >= MAX_STACKED_DELTAS {
+        return Ok(None);
+    }
+    let t0 = std::time::Instant::now();
+    let prev = Manifest::from_json(man)?;
+    let base_view_r = ReadView::open(s, base)?;
+    let tree = b.context.tree()?;
+    let opts = copy_options(c, base_view_r.root())?;
+    let scratch = s.store.temp_dir()?;
+    let upper = scratch.path().join("upper");
+    std::fs::create_dir(&upper).map_err(|e| Error::io(&upper, e))?;
+    let upper_root = RootDir::open(&upper)?;
+    let res = match fileop::delta_copy(
+        &tree,
+        &selection(c),
+        &opts,
+        base_view_r.root(),
+        &prev,
+        &upper_root,
+    ) {
+        Ok(r) => r,
+        Err(fileop::Error::DeltaUnsupported(why)) => {
+            tracing::debug!("{}: full copy: {why}", vertex.name);
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(upper_root);
+    drop(base_view_r);
+    tracing::debug!(
+        "{}: delta copy wrote {} entries, {} whiteouts in {:?}",
+        vertex.name,
+        res.written,
+        res.deleted,
+        t0.elapsed()
+    );
+    let copy_dirs: Vec<std::path::PathBuf> = copy_part
+        .iter()
+        .rev()
+        .map(|d| s.store.unpacked_dir(d))
+        .collect::<std::result::Result<_, _>>()?;
+    let base_lowers = base.lowers(&s.store)?;
+    let mut lowers = copy_dirs.clone();
+    lowers.extend(base_lowers.iter().cloned());
+    let delta = commit_dir(s, &upper, &lowers)?;
+    drop(scratch);
+    let mut stack = Vec::new();
+    if delta.as_str() != super::value::EMPTY_LAYER {
+        stack.push(s.store.unpacked_dir(&delta)?);
+    }
+    stack.extend(copy_dirs);
+    let merged = ReadView::of_dirs(s, &stack)?;
+    let t1 = std::time::Instant::now();
+    let layer = write_merged(s, &merged.path(), &base_lowers)?;
+    tracing::debug!("{}: image layer written in {:?}", vertex.name, t1.elapsed());
+    drop(merged);
+    let mut layers = base.layers.clone();
+    layers.push(layer);
+    let mut view = prev_view.to_vec();
+    view.push(delta);
+    Ok(Some(FileResult {
+        fs: Fs {
+            layers,
+            view: Some(view),
+        },
+        manifest: Some(res.manifest),
+    }))
+}
+
+/// Writes the layer tar of a directory view (against `lowers`) into the
+/// store as a blob-only layer; returns its diffID.
+fn write_merged(s: &Solver, view: &Path, lowers: &[std::path::PathBuf]) -> Result<Digest> {
+    let (r, w) = std::io::pipe().map_err(|e| Error::io("pipe", e))?;
+    let view = view.to_path_buf();
+    let lowers = lowers.to_vec();
+    let opts = diff_options(s);
+    let writer = std::thread::spawn(move || -> executor::Result<()> {
+        let w = std::io::BufWriter::with_capacity(1 << 20, w);
+        let (mut w, _) = executor::diff::write_layer(&view, &lowers, w, &opts)?;
+        std::io::Write::flush(&mut w).map_err(|e| executor::Error::Io {
+            op: "write",
+            path: view.clone(),
+            source: e,
+        })
+    });
+    let ingested = s
+        .store
+        .ingest_blob(std::io::BufReader::with_capacity(1 << 20, r), None);
+    let written = writer
+        .join()
+        .map_err(|_| Error::Invalid("layer writer thread panicked".into()))?;
+    // The reader's error explains a writer's broken pipe, not the reverse.
+    let (digest, size) = ingested?;
+    written?;
+    s.store.register_layer(
+        &digest,
+        cache::Descriptor {
+            media_type: cache::media::OCI_LAYER.to_string(),
+            digest: digest.clone(),
+            size,
+        },
+        size,
+    )?;
+    Ok(digest)
+}
+
+fn copy_options(c: &CopyAction, dest: &RootDir) -> Result<CopyOptions> {
+    Ok(CopyOptions {
+        dest: c.dest.clone(),
+        dir_contents_only: c.dir_contents_only,
+        owner: c
+            .chown
+            .as_ref()
+            .map(|o| ChownSpec::parse(&chown_text(o)).resolve(dest))
+            .transpose()?,
+        chmod: c.chmod.as_ref().map(chmod_of).transpose()?,
+        timestamp: None,
+        unpack: c.attempt_unpack,
+    })
+}
+
+/// One copy action; returns what it wrote.
+fn copy(
+    s: &Solver,
+    b: &Build<'_>,
+    root: &RootDir,
+    c: &CopyAction,
+    inputs: &[Arc<Done>],
+) -> Result<Manifest> {
+    let src = open_src(s, b, c.src.and_then(|i| inputs.get(i)))?;
+    let opts = copy_options(c, root)?;
+    Ok(fileop::copy(src.tree(), &selection(c), &opts, root)?)
+}
+
+/// Commits an upperdir-format directory inside a store scratch dir as a
+/// layer, its tar written against `lowers` (topmost first).
+pub(crate) fn commit_dir(
+    s: &Solver,
+    upper: &Path,
+    lowers: &[std::path::PathBuf],
+) -> Result<Digest> {
+    let layer = s.store.commit_layer_dir(upper, |w| {
+        executor::diff::write_layer(upper, lowers, w, &diff_options(s))
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })?;
+    Ok(layer.diff_id)
+}
+
+/// How layer tars are written: timestamps clamped to `SOURCE_DATE_EPOCH`
+/// when it is set.
+fn diff_options(s: &Solver) -> executor::diff::DiffOptions {
+    executor::diff::DiffOptions {
+        clamp_mtime: s.opts.epoch,
+    }
+}
+
+/// `base` with `layer` on top.
+pub(crate) fn base_plus(base: &Fs, layer: Digest) -> Fs {
+    let mut layers = base.layers.clone();
+    layers.push(layer.clone());
+    let view = base.view.clone().map(|mut v| {
+        v.push(layer);
+        v
+    });
+    Fs { layers, view }
+}
+
+/// A downloaded URL waiting in a scratch directory.
+pub(crate) struct Download {
+    scratch: tempfile::TempDir,
+    fetched: fileop::Fetched,
+}
+
+/// Downloads an HTTP source into a fresh store scratch directory.
+pub(crate) fn download(s: &Solver, h: &HttpSource) -> Result<Download> {
+    let scratch = s.store.temp_dir()?;
+    let dir = scratch.path().join("upper");
+    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let fetched = fileop::fetch_url(&h.url, h.checksum.as_deref(), &dir, &h.filename)?;
+    if h.mode != 0o600 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            &fetched.path,
+            std::fs::Permissions::from_mode(h.mode & 0o7777),
+        )
+        .map_err(|e| Error::io(&fetched.path, e))?;
+    }
+    Ok(Download { scratch, fetched })
+}
+
+/// The key of an HTTP source: its file name and mode and its content
+/// (the `--checksum`, or the digest and `Last-Modified` of a download) —
+/// not the URL, as in BuildKit.
+pub(crate) fn http_key(h: &HttpSource, d: Option<&Download>, epoch: Option<i64>) -> KeyParts {
+    let (digest, modified) = match d {
+        Some(d) => (
+            d.fetched.digest.as_str().to_string(),
+            d.fetched.last_modified.map(|t| t.to_string()),
+        ),
+        None => (h.checksum.clone().unwrap_or_default(), None),
+    };
+    KeyParts {
+        def: serde_json::json!({
+            "type": "http",
+            "filename": h.filename,
+            "mode": h.mode,
+            "last_modified": modified,
+        }),
+        inputs: Vec::new(),
+        sources: vec![SourceDigest {
+            what: "content".into(),
+            digest,
+            files: Vec::new(),
+        }],
+        epoch,
+    }
+}
+
+/// Makes the layer of an HTTP source (downloading it if not done yet).
+pub(crate) fn run_http(s: &Solver, h: &HttpSource, d: Option<Download>) -> Result<Fs> {
+    let d = match d {
+        Some(d) => d,
+        None => download(s, h)?,
+    };
+    let upper = d.scratch.path().join("upper");
+    let layer = commit_dir(s, &upper, &[])?;
+    drop(d);
+    Ok(Fs {
+        layers: vec![layer],
+        view: None,
+    })
+}

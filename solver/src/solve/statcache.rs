@@ -1,0 +1,115 @@
+//! The context stat cache kept in the store's cache table, so an unchanged
+//! context is not re-read by the next build (or the next process).
+//!
+//! Entries are `s:<hex(path)>:<hex(stat identity)>` → digest. Lookups for
+//! a whole batch are one read transaction; stores are one write
+//! transaction that also drops the older entries of the same paths, so the
+//! table holds one entry per file (its latest version), not one per edit.
+
+use std::sync::Arc;
+
+use cache::Store;
+
+use crate::contenthash::{Digest, StatCache, StatKey};
+
+/// A [`StatCache`] in the store's database.
+pub struct StoreStatCache {
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for StoreStatCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreStatCache").finish_non_exhaustive()
+    }
+}
+
+impl StoreStatCache {
+    /// A stat cache in `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        StoreStatCache { store }
+    }
+}
+
+/// Splits a stat key into (path prefix, full index key).
+fn index_key(k: &StatKey) -> (String, String) {
+    let b = k.as_bytes();
+    let nul = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    let path = format!("s:{}:", hex::encode(&b[..nul]));
+    let full = format!("{path}{}", hex::encode(&b[nul..]));
+    (path, full)
+}
+
+impl StatCache for StoreStatCache {
+    fn get_many(&self, keys: &[StatKey]) -> Vec<Option<Digest>> {
+        let idx: Vec<String> = keys.iter().map(|k| index_key(k).1).collect();
+        let refs: Vec<&str> = idx.iter().map(String::as_str).collect();
+        match self.store.cache_get_many(&refs) {
+            Ok(vals) => vals
+                .into_iter()
+                .map(|v| v.and_then(|b| Digest::parse(std::str::from_utf8(&b).ok()?)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("stat cache lookup failed (files will be re-read): {e}");
+                vec![None; keys.len()]
+            }
+        }
+    }
+
+    fn put_many(&self, entries: &[(StatKey, Digest)]) {
+        if entries.is_empty() {
+            return;
+        }
+        let r = self.store.cache_batch(|b| {
+            for (k, d) in entries {
+                let (prefix, full) = index_key(k);
+                for (old, _) in b.scan(&prefix)? {
+                    if old != full {
+                        b.delete(&old)?;
+                    }
+                }
+                b.put(&full, d.as_str().as_bytes(), &[])?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::warn!("stat cache not saved (files will be re-read next time): {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contenthash::Meta;
+    use std::path::Path;
+
+    #[test]
+    fn remembers_latest_version_per_path() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(d.path()).unwrap());
+        let c = StoreStatCache::new(store.clone());
+        let m1 = Meta {
+            size: 1,
+            mtime: 1,
+            ..Meta::default()
+        };
+        let m2 = Meta { mtime: 2, ..m1 };
+        let k1 = StatKey::new(Path::new("/ctx/a"), &m1, true);
+        let k2 = StatKey::new(Path::new("/ctx/a"), &m2, true);
+        let kb = StatKey::new(Path::new("/ctx/b"), &m1, true);
+        c.put_many(&[
+            (k1.clone(), Digest::of(b"1")),
+            (kb.clone(), Digest::of(b"b")),
+        ]);
+        assert_eq!(
+            c.get_many(&[k1.clone(), k2.clone(), kb.clone()]),
+            vec![Some(Digest::of(b"1")), None, Some(Digest::of(b"b"))]
+        );
+        c.put_many(&[(k2.clone(), Digest::of(b"2"))]);
+        assert_eq!(
+            c.get_many(&[k1, k2, kb]),
+            vec![None, Some(Digest::of(b"2")), Some(Digest::of(b"b"))]
+        );
+        assert_eq!(store.cache_scan("s:").unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,291 @@
+//! The build cache hits and misses exactly when it should, as seen in
+//! `--progress=plain` (`#N CACHED` vs `#N DONE`). Needs root.
+
+mod build_common;
+
+use build_common::{Kiln, outcome, steps};
+
+const DOCKERFILE: &str = "\
+FROM busybox
+RUN echo first > /first
+COPY copied.txt /copied.txt
+ARG USED=one
+RUN echo \"used=$USED\" > /used
+RUN cat /copied.txt > /after-copy
+";
+
+fn setup() -> Kiln {
+    let k = Kiln::new();
+    k.write("Dockerfile", DOCKERFILE);
+    k.write("copied.txt", "v1\n");
+    k.write("unrelated.txt", "u1\n");
+    k.write("ignored.log", "i1\n");
+    k.write(".dockerignore", "*.log\n");
+    k
+}
+
+/// (first RUN, COPY, RUN used, RUN after-copy) outcomes.
+fn outcomes(p: &str) -> [String; 4] {
+    [
+        outcome(p, "RUN echo first"),
+        outcome(p, "COPY copied.txt"),
+        outcome(p, "RUN echo \"used"),
+        outcome(p, "RUN cat /copied.txt"),
+    ]
+}
+
+fn all(o: &str) -> [String; 4] {
+    [o.into(), o.into(), o.into(), o.into()]
+}
+
+#[test]
+fn unchanged_unrelated_and_ignored_files_keep_the_cache() {
+    let k = setup();
+    let first = k.build(&["-t", "c:1"]);
+    assert_eq!(outcomes(&first), all("DONE"));
+    let id1 = k.inspect("c:1")["Id"].clone();
+    // Nothing changed.
+    let p = k.build(&["-t", "c:1"]);
+    assert_eq!(outcomes(&p), all("CACHED"));
+    assert!(
+        p.contains("(unchanged)"),
+        "the same image is not rewritten: {p}"
+    );
+    assert_eq!(
+        k.inspect("c:1")["Id"],
+        id1,
+        "a cached rebuild gives the same image"
+    );
+    // Touched (mtime only) copied file, changed unrelated and ignored files.
+    let now = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(k.ctx.join("copied.txt"))
+        .unwrap()
+        .set_modified(now)
+        .unwrap();
+    k.write("unrelated.txt", "u2\n");
+    k.write("ignored.log", "i2\n");
+    k.write("new-unrelated.txt", "new\n");
+    let p = k.build(&["-t", "c:1"]);
+    assert_eq!(outcomes(&p), all("CACHED"));
+    assert_eq!(k.inspect("c:1")["Id"], id1);
+}
+
+#[test]
+fn a_changed_copied_file_misses_from_the_copy_on() {
+    let k = setup();
+    k.build(&["-t", "c:1"]);
+    k.write("copied.txt", "v2\n");
+    let p = k.build(&["-t", "c:2"]);
+    assert_eq!(outcomes(&p), ["CACHED", "DONE", "DONE", "DONE"]);
+    assert_eq!(k.files("c:2")["after-copy"].data, b"v2\n");
+    // Back to the old content: everything comes from the cache again.
+    k.write("copied.txt", "v1\n");
+    let p = k.build(&["-t", "c:3"]);
+    assert_eq!(outcomes(&p), all("CACHED"));
+    assert_eq!(k.inspect("c:3")["Id"], k.inspect("c:1")["Id"]);
+    // A mode change is a change.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        k.ctx.join("copied.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let p = k.build(&[]);
+    assert_eq!(outcomes(&p), ["CACHED", "DONE", "DONE", "DONE"]);
+}
+
+#[test]
+fn a_build_arg_misses_from_the_step_that_uses_it() {
+    let k = setup();
+    k.build(&[]);
+    let p = k.build(&["--build-arg", "USED=two"]);
+    // Steps before the ARG keep the cache; from the first RUN after it
+    // (ARG values are in every later RUN's environment, as in BuildKit)
+    // everything misses.
+    assert_eq!(outcomes(&p), ["CACHED", "CACHED", "DONE", "DONE"]);
+    let p = k.build(&["--build-arg", "USED=two", "-t", "arg:2"]);
+    assert_eq!(outcomes(&p), all("CACHED"));
+    assert_eq!(k.files("arg:2")["used"].data, b"used=two\n");
+    // An argument the Dockerfile does not declare changes nothing.
+    let p = k.build(&["--build-arg", "USED=two", "--build-arg", "OTHER=x"]);
+    assert_eq!(outcomes(&p), all("CACHED"));
+}
+
+#[test]
+fn a_changed_instruction_misses_from_that_step_on() {
+    let k = setup();
+    k.build(&[]);
+    k.write(
+        "Dockerfile",
+        DOCKERFILE.replace(
+            "RUN echo \"used=$USED\" > /used",
+            "RUN echo \"used=$USED\" > /used2",
+        ),
+    );
+    let p = k.build(&[]);
+    assert_eq!(outcome(&p, "RUN echo first"), "CACHED");
+    assert_eq!(outcome(&p, "COPY copied.txt"), "CACHED");
+    assert_eq!(outcome(&p, "/used2"), "DONE");
+    assert_eq!(outcome(&p, "RUN cat /copied.txt"), "DONE");
+}
+
+#[test]
+fn the_cache_is_shared_by_dockerfiles_with_a_common_prefix() {
+    let k = setup();
+    k.build(&[]);
+    let other = k.ctx.join("Other.Dockerfile");
+    std::fs::write(
+        &other,
+        "FROM busybox\nRUN echo first > /first\nCOPY copied.txt /copied.txt\nRUN echo different\n",
+    )
+    .unwrap();
+    let p = k.build(&["-f", other.to_str().unwrap()]);
+    assert_eq!(outcome(&p, "RUN echo first"), "CACHED");
+    assert_eq!(outcome(&p, "COPY copied.txt"), "CACHED");
+    assert_eq!(outcome(&p, "RUN echo different"), "DONE");
+}
+
+#[test]
+fn no_cache_and_no_cache_filter() {
+    let k = Kiln::new();
+    k.write(
+        "Dockerfile",
+        "FROM busybox AS one\nRUN echo one > /one\n\nFROM busybox AS two\nRUN echo two > /two\nCOPY --from=one /one /one\n",
+    );
+    k.build(&[]);
+    let p = k.build(&["--no-cache"]);
+    let s = steps(&p);
+    assert!(
+        s.iter()
+            .filter(|(n, _)| n.contains("RUN") || n.contains("COPY"))
+            .all(|(_, o)| o == "DONE"),
+        "{s:?}"
+    );
+    // Results of --no-cache builds are recorded: the next build hits.
+    let p = k.build(&[]);
+    assert_eq!(outcome(&p, "RUN echo one"), "CACHED");
+    let p = k.build(&["--no-cache-filter", "two"]);
+    assert_eq!(outcome(&p, "RUN echo one"), "CACHED");
+    assert_eq!(outcome(&p, "RUN echo two"), "DONE");
+    assert_eq!(outcome(&p, "COPY --from=one"), "DONE");
+}
+
+#[test]
+fn the_cache_survives_lost_layers_in_a_new_store_only_by_rebuilding() {
+    // A fresh state directory has no cache: everything runs.
+    let k = setup();
+    k.build(&[]);
+    let k2 = setup();
+    let p = k2.build(&[]);
+    assert_eq!(outcomes(&p), all("DONE"));
+    // prune --all drops the build cache; the next build runs again.
+    k.ok(&["prune", "--all"]);
+    let p = k.build(&[]);
+    assert_eq!(outcomes(&p), all("DONE"));
+}
+
+#[test]
+fn a_changed_context_is_copied_as_a_delta_that_matches_a_full_copy() {
+    let k = Kiln::new();
+    k.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY . /app/\nRUN find /app -type f | sort | xargs cat > /all\n",
+    );
+    for i in 0..50 {
+        k.write(&format!("src/d{}/f{i}.txt", i % 5), format!("file {i}\n"));
+    }
+    k.write("gone.txt", "will be removed\n");
+    k.build(&["-t", "d:1"]);
+    // Change one file, add one, remove one: three builds, each a delta on
+    // the one before.
+    k.write("src/d0/f0.txt", "changed\n");
+    let out = k
+        .cmd(&["build", "--progress=plain", "-t", "d:2", "."])
+        .env("KILN_LOG", "solver::solve::file=debug")
+        .output()
+        .unwrap();
+    let p = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{p}");
+    assert_eq!(outcome(&p, "COPY . /app/"), "DONE");
+    assert!(
+        p.contains("delta copy wrote 1 entries, 0 whiteouts"),
+        "only the changed file is written: {p}"
+    );
+    k.write("src/new/added.txt", "added\n");
+    k.build(&["-t", "d:3"]);
+    std::fs::remove_file(k.ctx.join("gone.txt")).unwrap();
+    k.build(&["-t", "d:4"]);
+    // The same context built from scratch in a fresh store.
+    let fresh = Kiln::new();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", k.ctx.display()))
+        .arg(&fresh.ctx)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fresh.build(&["-t", "d:4"]);
+    let strip = |mut m: std::collections::BTreeMap<String, build_common::FsEntry>| {
+        // Directory times of the copy's parents are not compared; content,
+        // modes and ownership are.
+        for e in m.values_mut() {
+            if e.kind == 'd' {
+                e.data.clear();
+            }
+        }
+        m
+    };
+    let delta = strip(k.files("d:4"));
+    let full = strip(fresh.files("d:4"));
+    assert_eq!(
+        delta.keys().collect::<Vec<_>>(),
+        full.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(delta, full);
+    assert!(!delta.contains_key("app/gone.txt"));
+    assert_eq!(delta["app/src/d0/f0.txt"].data, b"changed\n");
+    assert_eq!(delta["app/src/new/added.txt"].data, b"added\n");
+    // The image has one layer per instruction, as BuildKit's.
+    let c = k.config_json("d:4");
+    assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+    // And the layer of the COPY is the same as a full copy's in content.
+    assert_eq!(k.files("d:4")["all"].data, fresh.files("d:4")["all"].data);
+}
+
+#[test]
+fn explain_cache_says_why_each_step_missed() {
+    let k = setup();
+    let p = k.build(&["--explain-cache"]);
+    assert!(
+        p.contains("cache miss: no earlier build of this step"),
+        "{p}"
+    );
+    k.write("copied.txt", "v2\n");
+    let p = k.build(&["--explain-cache", "--build-arg", "USED=secret-value"]);
+    assert!(
+        p.contains("cache miss: context files of copy[0] /copied.txt: changed copied.txt"),
+        "{p}"
+    );
+    assert!(
+        p.contains("cache miss: environment (ENV/ARG) changed: USED; the step it builds on produced different files"),
+        "{p}"
+    );
+    assert!(
+        !p.lines()
+            .any(|l| l.contains("cache miss") && l.contains("secret-value")),
+        "argument values are not shown: {p}"
+    );
+    k.write(
+        "Dockerfile",
+        DOCKERFILE.replace("RUN echo first > /first", "RUN echo second > /first"),
+    );
+    let p = k.build(&["--explain-cache", "--build-arg", "USED=secret-value"]);
+    assert!(p.contains("cache miss: the command changed"), "{p}");
+    let p = k.build(&["--explain-cache", "--no-cache"]);
+    assert!(
+        p.contains("cache miss: the cache is disabled for this step"),
+        "{p}"
+    );
+}
