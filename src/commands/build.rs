@@ -481,9 +481,14 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let src = &inputs.dockerfile;
     let name = &inputs.dockerfile_name;
     let ast = frontend::parse(src).map_err(|e| located(e, name, src))?;
-    let compiled = frontend::compile(&ast, &opts, &Resolver(images.clone()));
+    let compiled = match frontend::compile(&ast, &opts, &Resolver(images.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            renderer.finish();
+            return Err(located(e, name, src));
+        }
+    };
     pulls.end();
-    let compiled = compiled.map_err(|e| located(e, name, src))?;
     let def = compiled.definition;
     let mut warnings: Vec<String> = Vec::new();
     let imported = remote::import_caches(&store, &client, &cache_from, &renderer, &mut warnings);
