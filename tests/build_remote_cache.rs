@@ -131,6 +131,34 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
         testkit::sha256(&http_get(reg.host(), "/v2/app/manifests/a"))
     );
 
+    // B exports what it imported (mode=max) without fetching the builder's
+    // layers: the registry has them. Same records, same layers: the very
+    // same cache manifest.
+    let again = format!("{}/cache:again", reg.host());
+    build(
+        &b,
+        &[
+            "-t",
+            "app:b",
+            "--cache-from",
+            &via_proxy,
+            "--cache-to",
+            &format!("type=registry,ref={again},mode=max"),
+        ],
+    );
+    // The cache config is read again (each import reads it); no layer.
+    let config_digest = m["config"]["digest"].as_str().unwrap().to_string();
+    let mut got = blob_gets(&proxy.log(), "cache");
+    got.retain(|d| *d != config_digest);
+    got.sort();
+    let mut layers_before = want.clone();
+    layers_before.retain(|d| *d != config_digest);
+    assert_eq!(got, layers_before, "no layer fetched again");
+    assert_eq!(
+        testkit::sha256(&http_get(reg.host(), "/v2/cache/manifests/again")),
+        testkit::sha256(&http_get(reg.host(), "/v2/cache/manifests/main"))
+    );
+
     // A change runs what depends on it and nothing else.
     b.write("config.txt", "level=2\n");
     let p = build(&b, &["-t", "app:b2", "--cache-from", &via_proxy]);
