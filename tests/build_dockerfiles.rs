@@ -28,10 +28,11 @@ fn basic_image_config_history_and_files() {
             "config",
             "created",
             "history",
+            "moby.buildkit.cache.v0",
             "os",
             "rootfs"
         ],
-        "top-level keys sorted as BuildKit writes them"
+        "top-level keys sorted as BuildKit writes them (with its inline cache)"
     );
     assert_eq!(c["os"], "linux");
     assert_eq!(c["architecture"], testkit::host_arch());

@@ -2,11 +2,14 @@
 //! flags.
 //!
 //! The command reads the Dockerfile and `.dockerignore`, compiles the graph
-//! (frontend, base images from the store), solves it (solver: parallel,
-//! cached, sandboxed), writes the image config and stores the image under
-//! the `-t` tags, then writes `--output`, `--iidfile` and, with `-q`, the
-//! image ID on stdout. Nothing is tagged when the build fails. Progress
-//! goes to stderr (`--progress`), data to stdout.
+//! (frontend; base images from the store, pulled from their registry when
+//! missing or with `--pull`), imports `--cache-from` records, solves it
+//! (solver: parallel, cached, sandboxed), writes the image config and
+//! stores the image under the `-t` tags, then pushes the tags (`--push`),
+//! exports the cache (`--cache-to`) and writes `--output`, `--iidfile`,
+//! `--metadata-file` and, with `-q`, the image ID on stdout. Nothing is
+//! tagged or pushed when the build fails. Progress goes to stderr
+//! (`--progress`), data to stdout.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -19,15 +22,19 @@ use anyhow::{Context, bail};
 use cache::{ImageRef, Store};
 use executor::{Limits, Network};
 use solver::solve::{
-    BaseImages, ExportOptions, NoCache, Secrets, SolveOptions, Solver, StoreImages, commit_image,
-    image_config,
+    BaseImages, ExportOptions, NoCache, PullPolicy, RegistryImages, Secrets, SolveOptions, Solver,
+    commit_image, image_config,
 };
 
 use super::Globals;
+#[path = "build_remote.rs"]
+mod remote;
 use super::check::{located, parse_build_args};
 use super::images::open_store;
 use crate::interrupt::Interrupts;
 use crate::progress::{self, Mode};
+use crate::transfer::{self, RegistryArgs};
+use remote::LazyStep;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -50,14 +57,28 @@ pub(crate) struct Args {
     /// Do not use the build cache for these stages (repeatable).
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     no_cache_filter: Vec<String>,
-    /// Images to take cache from (kiln's local build cache is always used;
-    /// importing cache metadata from images is not implemented yet).
-    #[arg(long = "cache-from", value_name = "REF")]
+    /// External cache sources (repeatable): an image (its inline cache;
+    /// a local image if the store has one by that name, else a registry
+    /// reference), `type=registry,ref=REF` or `type=local,src=DIR`.
+    #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
-    /// Always look for newer base images (kiln does not pull yet: the
-    /// local store is used).
+    /// Cache export destinations (repeatable):
+    /// `type=registry,ref=REF[,mode=min|max][,ignore-error=true]`,
+    /// `type=local,dest=DIR[,mode=…]` or `type=inline`.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Always check the registry for newer versions of base images.
     #[arg(long)]
     pull: bool,
+    /// Push every `-t` tag to its registry once the build succeeded.
+    #[arg(long)]
+    push: bool,
+    /// Write the build's result metadata (image ID, pushed digests, base
+    /// images) as JSON to this file.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// The network of RUN steps: `default` (host), `none` or `host`.
     #[arg(long, value_name = "MODE", default_value = "default")]
     network: String,
@@ -142,7 +163,7 @@ fn parse_output(s: &str) -> anyhow::Result<Output> {
             dest.with_context(|| format!("--output {s:?}: type=local needs dest=DIR"))?,
         ),
         Some("image") | Some("registry") => {
-            bail!("--output {s:?}: pushing to a registry is not supported yet")
+            bail!("--output {s:?}: push with `-t NAME[:TAG] --push` instead")
         }
         Some(t) => bail!("--output {s:?}: unknown type {t:?} (docker, oci, tar or local)"),
         None => bail!("--output {s:?}: type= is required"),
@@ -161,13 +182,15 @@ impl frontend::ImageMetaResolver for Resolver {
         let b = self.0.resolve(reference, platform).map_err(|e| {
             let msg = e.to_string();
             msg.strip_prefix(&format!("image {reference} "))
+                .or_else(|| msg.strip_prefix(&format!("{reference}: ")))
                 .map(str::to_string)
                 .unwrap_or(msg)
         })?;
         let config: solver::llb::Image = serde_json::from_slice(&b.config)
             .map_err(|e| format!("invalid image config {}: {e}", b.id))?;
         Ok(frontend::ResolvedImage {
-            reference: reference.to_string(),
+            // The digest it resolved to, pinned for the rest of the build.
+            reference: b.pinned(),
             config,
             no_layers: b.layers.is_empty(),
         })
@@ -396,6 +419,10 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let labels = parse_labels(&args.labels)?;
+    let cache_to = remote::parse_cache_to(&args.cache_to)?;
+    if args.push && tags.is_empty() {
+        bail!("--push needs at least one -t NAME[:TAG] to push to");
+    }
     let target_platform = args
         .platform
         .as_deref()
@@ -413,8 +440,32 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    let cache_from = remote::parse_cache_from(&args.cache_from, &store)?;
     let renderer = progress::renderer(mode);
-    let images: Arc<dyn BaseImages> = Arc::new(StoreImages::new(store.clone()));
+    // Transfers report only retries (the steps say what is pulled/pushed).
+    let client = Arc::new(transfer::client(
+        &args.registry,
+        transfer::Renderer::new(true, true),
+    )?);
+    let pulls = Arc::new(LazyStep::new(
+        renderer.clone(),
+        "[internal] load metadata for base images",
+    ));
+    let images: Arc<dyn BaseImages> = {
+        let pulls = pulls.clone();
+        Arc::new(
+            RegistryImages::new(
+                store.clone(),
+                client.clone(),
+                if args.pull {
+                    PullPolicy::Always
+                } else {
+                    PullPolicy::Missing
+                },
+            )
+            .with_notify(Arc::new(move |line: &str| pulls.note(line))),
+        )
+    };
     let opts = frontend::CompileOptions {
         target: args.target.clone(),
         cache_id_namespace: build_args
@@ -430,9 +481,17 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let src = &inputs.dockerfile;
     let name = &inputs.dockerfile_name;
     let ast = frontend::parse(src).map_err(|e| located(e, name, src))?;
-    let compiled = frontend::compile(&ast, &opts, &Resolver(images.clone()))
-        .map_err(|e| located(e, name, src))?;
+    let compiled = match frontend::compile(&ast, &opts, &Resolver(images.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            renderer.finish();
+            return Err(located(e, name, src));
+        }
+    };
+    pulls.end();
     let def = compiled.definition;
+    let mut warnings: Vec<String> = Vec::new();
+    let imported = remote::import_caches(&store, &client, &cache_from, &renderer, &mut warnings);
 
     let no_cache = if args.no_cache {
         NoCache::All
@@ -479,6 +538,10 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             epoch,
         },
     )?;
+    let solver = match imported {
+        Some(rc) => solver.with_remote_cache(rc),
+        None => solver,
+    };
     {
         let token = solver.cancel_token();
         Interrupts::install(move |_, n| {
@@ -490,19 +553,6 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             token.cancel();
         })?;
     }
-    if mode.resolve() != Mode::Quiet {
-        if !args.cache_from.is_empty() {
-            eprintln!(
-                "note: --cache-from: kiln reuses its local build cache; importing cache from images is not implemented yet"
-            );
-        }
-        if args.pull {
-            eprintln!(
-                "note: --pull: kiln does not pull yet; base images come from the local store"
-            );
-        }
-    }
-
     let solution = match solver.solve(&def) {
         Ok(s) => s,
         Err(e) => {
@@ -518,6 +568,9 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let export_start = Instant::now();
     let step = renderer.begin("exporting to image");
     let img = image_config(&solver, &def, &solution, &ExportOptions::default())?;
+    solver
+        .ensure_layers(&img.layers, &|text: &str| renderer.note(step, text))
+        .context("fetch the image's layers from the imported cache")?;
     let (stored, written) = commit_image(&store, &img, &tags)?;
     renderer.note(
         step,
@@ -531,11 +584,43 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         renderer.note(step, &format!("naming to {t} done"));
     }
     renderer.end(step, export_start.elapsed());
+
+    let pushed = if args.push {
+        match remote::push_tags(&store, &client, &stored, &tags, &renderer) {
+            Ok(p) => p,
+            Err(e) => {
+                renderer.finish();
+                return Err(e);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let exported = match remote::export_caches(
+        &solver,
+        &solution,
+        &img,
+        &cache_to,
+        &client,
+        &renderer,
+        &mut warnings,
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            renderer.finish();
+            return Err(e);
+        }
+    };
     renderer.finish();
 
     for w in &compiled.warnings {
         if mode.resolve() != Mode::Quiet {
             eprintln!("warning: {}", w.to_line(name));
+        }
+    }
+    if mode.resolve() != Mode::Quiet {
+        for w in &warnings {
+            eprintln!("warning: {w}");
         }
     }
     if let Some(o) = outputs.first() {
@@ -544,10 +629,74 @@ pub(crate) fn run(g: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.iidfile {
         std::fs::write(p, stored.id.as_str()).with_context(|| format!("write {}", p.display()))?;
     }
+    if let Some(p) = &args.metadata_file {
+        let meta = metadata(&stored, &tags, &pushed, &exported, &images.resolved());
+        let mut bytes = serde_json::to_vec_pretty(&meta)?;
+        bytes.push(b'\n');
+        std::fs::write(p, bytes).with_context(|| format!("write {}", p.display()))?;
+    }
     if args.quiet {
         println!("{}", stored.id);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--metadata-file`: buildx's keys where they apply, plus the base
+/// images and the digests they were pinned to.
+fn metadata(
+    img: &cache::Image,
+    tags: &[ImageRef],
+    pushed: &[(ImageRef, cache::registry::Pushed)],
+    exported: &[(String, solver::solve::remote::export::ExportReport)],
+    bases: &[Arc<solver::solve::BaseImage>],
+) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "containerimage.config.digest".into(),
+        img.id.to_string().into(),
+    );
+    if let Some((_, p)) = pushed.first() {
+        m.insert("containerimage.digest".into(), p.digest.to_string().into());
+    }
+    if !tags.is_empty() {
+        let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        m.insert("image.name".into(), names.join(",").into());
+    }
+    if !pushed.is_empty() {
+        let v: Vec<serde_json::Value> = pushed
+            .iter()
+            .map(
+                |(t, p)| serde_json::json!({"name": t.to_string(), "digest": p.digest.to_string()}),
+            )
+            .collect();
+        m.insert("kiln.pushed".into(), v.into());
+    }
+    let bases: Vec<serde_json::Value> = bases
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "name": b.reference,
+                "digest": b.digest.as_ref().map(|d| d.to_string()),
+                "image": b.id.to_string(),
+            })
+        })
+        .collect();
+    m.insert("kiln.base-images".into(), bases.into());
+    if !exported.is_empty() {
+        let v: Vec<serde_json::Value> = exported
+            .iter()
+            .map(|(label, r)| {
+                serde_json::json!({
+                    "to": label,
+                    "digest": r.digest.to_string(),
+                    "records": r.records,
+                    "layers": r.layers,
+                })
+            })
+            .collect();
+        m.insert("kiln.cache-export".into(), v.into());
+    }
+    serde_json::Value::Object(m)
 }
 
 /// Writes `--output`.

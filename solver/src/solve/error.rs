@@ -29,6 +29,23 @@ pub enum Error {
         /// A hint for the user, starting with `; ` when present.
         hint: String,
     },
+    /// Talking to a registry about an image or a cache failed.
+    #[error("{reference}: {source}")]
+    Registry {
+        /// The image or cache reference.
+        reference: String,
+        /// What went wrong (boxed: it is large).
+        #[source]
+        source: Box<cache::registry::Error>,
+    },
+    /// Importing or exporting a build cache failed.
+    #[error("{what}: {message}")]
+    RemoteCache {
+        /// The cache (`registry cache REF`, `local cache DIR`, …).
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A RUN step exited unsuccessfully.
     #[error("process {command:?} did not complete successfully: {status}")]
     RunFailed {

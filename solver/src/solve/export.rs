@@ -9,7 +9,10 @@
 //! cached rebuild gives the very same image), metadata entries take the
 //! time of the first new layer or of the layer before them, and the
 //! config's `created` is the last entry's. The top-level keys are written
-//! in sorted order, as Go's map encoding does in BuildKit.
+//! in sorted order, as Go's map encoding does in BuildKit. Every image
+//! carries its inline cache (`moby.buildkit.cache.v0`, see
+//! [`remote::format`](super::remote::format)), as BuildKit writes it with
+//! `BUILDKIT_INLINE_CACHE=1`.
 
 use cache::{Digest, ImageRef, NewImage, Store};
 use serde_json::{Map, Value};
@@ -149,6 +152,17 @@ pub fn image_config(
     if !history.is_empty() {
         m.insert("history".into(), to_value(&history)?);
     }
+    // The inline cache: which of this image's layers answer which cache
+    // keys (BuildKit's `moby.buildkit.cache.v0`), so that `--cache-from`
+    // this image reuses them anywhere.
+    if let Some(v) =
+        super::remote::format::inline_value(&sol.cache_entries(solver.opts.epoch), &layers)
+    {
+        m.insert(
+            super::remote::format::INLINE_CACHE_KEY.into(),
+            Value::String(v),
+        );
+    }
     m.insert("os".into(), Value::String(img.os.clone()));
     if !img.os_version.is_empty() {
         m.insert("os.version".into(), Value::String(img.os_version.clone()));
@@ -231,7 +245,9 @@ fn clamp_created(history: &mut [History], base: &[History], epoch: i64) -> Resul
 
 /// Stores the image and points `tags` at it, unless the store already has
 /// this very image with these tags (a fully cached rebuild writes nothing).
-/// Returns the image and whether anything was written.
+/// Returns the image and whether anything was written. Its layers must be
+/// in the store: after a build that imported cache records, call
+/// [`Solver::ensure_layers`] first.
 pub fn commit_image(
     store: &Store,
     img: &ExportedImage,

@@ -36,6 +36,7 @@ mod graph;
 mod images;
 mod progress;
 mod record;
+pub mod remote;
 mod secrets;
 mod source;
 mod statcache;
@@ -51,8 +52,9 @@ use executor::{CancelToken, Limits, Network, Runtime, Snapshotter};
 
 pub use error::{Error, Result, StepRef};
 pub use export::{ExportOptions, ExportedImage, commit_image, image_config};
-pub use images::{BaseImage, BaseImages, StoreImages};
+pub use images::{BaseImage, BaseImages, Notify, PullPolicy, RegistryImages, StoreImages};
 pub use progress::{Event, NullProgress, Progress, Stream};
+pub use remote::RemoteCache;
 pub use secrets::{SecretSource, Secrets};
 pub use statcache::StoreStatCache;
 
@@ -130,6 +132,8 @@ pub struct Solver {
     cancel: CancelToken,
     runtime: Runtime,
     snapshotter: Snapshotter,
+    /// Imported cache records (`--cache-from`).
+    remote: Option<Arc<RemoteCache>>,
 }
 
 impl std::fmt::Debug for Solver {
@@ -145,6 +149,8 @@ impl std::fmt::Debug for Solver {
 pub struct Solution {
     done: Vec<Option<Arc<Done>>>,
     cached: Vec<bool>,
+    /// The cache key of each keyed vertex (RUN, COPY, ADD…).
+    keys: Vec<Option<String>>,
 }
 
 impl Solution {
@@ -163,6 +169,40 @@ impl Solution {
     pub(crate) fn get(&self, v: VertexId) -> Option<&Arc<Done>> {
         self.done.get(v).and_then(Option::as_ref)
     }
+
+    /// Every keyed result of the build, in graph order, as cache entries
+    /// to export: the key, the result's layers and when it was made (at
+    /// most `epoch`, as the image's history is, so that exported metadata
+    /// stays reproducible).
+    pub(crate) fn cache_entries(&self, epoch: Option<i64>) -> Vec<remote::format::Entry> {
+        let clamp = epoch.and_then(|e| jiff::Timestamp::from_second(e).ok());
+        let mut out: Vec<remote::format::Entry> = Vec::new();
+        for (v, key) in self.keys.iter().enumerate() {
+            let (Some(key), Some(done)) = (key, self.get(v)) else {
+                continue;
+            };
+            let Some(fs) = done.fs() else { continue };
+            if fs.layers.is_empty() || out.iter().any(|e| &e.key == key) {
+                continue;
+            }
+            let mut created = done.created.clone().unwrap_or_default();
+            if let Some(at) = clamp {
+                let later = match created.parse::<jiff::Timestamp>() {
+                    Ok(t) => t > at,
+                    Err(_) => true,
+                };
+                if later {
+                    created = at.to_string();
+                }
+            }
+            out.push(remote::format::Entry {
+                key: key.clone(),
+                layers: fs.layers.clone(),
+                created,
+            });
+        }
+        out
+    }
 }
 
 /// Per-solve state shared by the workers.
@@ -171,6 +211,7 @@ struct Build<'d> {
     context: Context,
     results: Vec<OnceLock<Arc<Done>>>,
     cached: Vec<OnceLock<bool>>,
+    keys: Vec<OnceLock<String>>,
     single_stage: bool,
 }
 
@@ -191,7 +232,15 @@ impl Solver {
             cancel: CancelToken::new(),
             runtime: Runtime::new(),
             snapshotter: Snapshotter::from_env()?,
+            remote: None,
         })
+    }
+
+    /// Consults `remote` (imported `--cache-from` records) for steps the
+    /// local cache does not have.
+    pub fn with_remote_cache(mut self, remote: Arc<RemoteCache>) -> Solver {
+        self.remote = Some(remote);
+        self
     }
 
     /// Cancelling this token stops the build: running steps are killed
@@ -222,6 +271,7 @@ impl Solver {
             ),
             results: (0..n).map(|_| OnceLock::new()).collect(),
             cached: (0..n).map(|_| OnceLock::new()).collect(),
+            keys: (0..n).map(|_| OnceLock::new()).collect(),
             single_stage: def.stages.len() == 1,
         };
         let deps = graph::Deps::new(def, &needed);
@@ -247,6 +297,7 @@ impl Solver {
                 .into_iter()
                 .map(|c| c.into_inner().unwrap_or(false))
                 .collect(),
+            keys: build.keys.into_iter().map(|k| k.into_inner()).collect(),
         })
     }
 
@@ -421,6 +472,7 @@ impl Solver {
             }
         };
         let key = parts.key();
+        let _ = build.keys[v].set(key.clone());
         if !ignore && let Some(rec) = self.lookup(&key)? {
             let _ = build.cached[v].set(true);
             self.progress.event(Event::Cached {
@@ -433,17 +485,28 @@ impl Solver {
                 created: Some(rec.created),
             }));
         }
+        if !ignore && let Some(done) = self.remote_hit(v, vertex, &key, &parts, start) {
+            let _ = build.cached[v].set(true);
+            return Ok(done);
+        }
         if download.is_none() {
             self.progress.event(Event::Started {
                 vertex: v,
                 name: &vertex.name,
             });
         }
+        // Inputs that came from an imported cache are fetched now that
+        // something needs their content.
+        self.ensure_inputs(v, inputs)?;
         if self.opts.explain && vertex.lines.is_some() {
             let why = if ignore {
                 "the cache is disabled for this step (--no-cache)".to_string()
             } else {
-                explain::explain(self.previous(vertex)?.as_ref(), &parts)
+                let why = explain::explain(self.previous(vertex)?.as_ref(), &parts);
+                match &self.remote {
+                    Some(_) => format!("{why}; no imported cache record matches either"),
+                    None => why,
+                }
             };
             self.progress.event(Event::Status {
                 vertex: v,
@@ -486,6 +549,118 @@ impl Solver {
             layer,
             created: Some(created),
         }))
+    }
+
+    /// A step answered by an imported cache record: its layers are not
+    /// fetched until something needs them.
+    fn remote_hit(
+        &self,
+        v: VertexId,
+        vertex: &Vertex,
+        key: &str,
+        parts: &KeyParts,
+        start: Instant,
+    ) -> Option<Arc<Done>> {
+        let rc = self.remote.as_ref()?;
+        let hit = rc.lookup(key)?;
+        self.progress.event(Event::Cached {
+            vertex: v,
+            name: &vertex.name,
+        });
+        if self.opts.explain {
+            self.progress.event(Event::Status {
+                vertex: v,
+                text: &format!("cache hit: imported from {}", hit.source),
+            });
+        }
+        let fs = Fs {
+            layers: hit.layers,
+            view: None,
+        };
+        let layer = fs.layers.last().cloned();
+        let created = if hit.created.is_empty() {
+            now_rfc3339()
+        } else {
+            hit.created
+        };
+        let step = vertex
+            .lines
+            .is_some()
+            .then(|| record::step_key(&self.opts.dockerfile_id, &self.opts.target, &vertex.name));
+        rc.adopt_later(
+            key.to_string(),
+            step,
+            Record {
+                v: record::KEY_VERSION,
+                op: vertex.op.kind().to_string(),
+                name: vertex.name.clone(),
+                def: parts.def.clone(),
+                inputs: parts.inputs.clone(),
+                sources: parts.sources.clone(),
+                fs: fs.clone(),
+                layer: layer.clone(),
+                created: created.clone(),
+                duration_ms: start.elapsed().as_millis() as u64,
+            },
+        );
+        Some(Arc::new(Done {
+            value: Value::Fs(fs),
+            layer,
+            created: Some(created),
+        }))
+    }
+
+    /// Fetches the layers of `inputs` that an imported cache answered and
+    /// that are not in the store yet (status lines on vertex `v`).
+    fn ensure_inputs(&self, v: VertexId, inputs: &[Arc<Done>]) -> Result<()> {
+        let Some(rc) = &self.remote else {
+            return Ok(());
+        };
+        let mut layers: Vec<cache::Digest> = Vec::new();
+        for i in inputs {
+            if let Some(fs) = i.fs() {
+                layers.extend(fs.all_layers());
+            }
+        }
+        let note = |text: &str| self.progress.event(Event::Status { vertex: v, text });
+        rc.ensure(&self.store, &layers, &note)
+    }
+
+    /// Makes sure every layer of an image to store is local (fetching
+    /// what imported records answered), then adds the imported records
+    /// whose layers are all local to the local cache. `note` hears a line
+    /// per fetched layer.
+    pub fn ensure_layers(
+        &self,
+        layers: &[cache::Digest],
+        note: &(dyn Fn(&str) + Sync),
+    ) -> Result<()> {
+        let Some(rc) = &self.remote else {
+            return Ok(());
+        };
+        rc.ensure(&self.store, layers, note)?;
+        let adopt = rc.take_adoptable(&self.store);
+        if adopt.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(adopt.len());
+        for (key, step, rec) in &adopt {
+            let bytes = serde_json::to_vec(rec).map_err(|e| Error::BadRecord {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            entries.push((key, step, bytes, rec.fs.all_layers()));
+        }
+        self.store.cache_batch(|b| {
+            for (key, step, bytes, pins) in &entries {
+                b.put(&Record::index_key(key), bytes, pins)?;
+                if let Some(step) = step {
+                    b.put(step, key.as_bytes(), &[])?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// The entry this step had in its last build, if it is still there.
