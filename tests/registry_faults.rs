@@ -8,9 +8,9 @@ mod registry_common;
 
 use std::time::Duration;
 
-use registry_common::{Env, sha256, two_layer_image};
-use testkit::FixtureImage;
+use registry_common::{assert_empty_store, kiln, two_layer_image};
 use testkit::registry::{Fault, FaultProxy, TestRegistry};
+use testkit::{ArchiveStyle, FixtureImage, sha256};
 
 /// A registry holding `app:1` (uncompressed layers, so blob digests are
 /// the diffIDs the test knows), a proxy in front of it, the image.
@@ -18,8 +18,8 @@ fn setup() -> (TestRegistry, FaultProxy, FixtureImage) {
     let reg = TestRegistry::start();
     let proxy = FaultProxy::start(reg.host());
     let img = two_layer_image("app:1");
-    let a = Env::new();
-    a.load(std::slice::from_ref(&img));
+    let a = kiln();
+    a.load(std::slice::from_ref(&img), ArchiveStyle::Docker25);
     a.ok(&[
         "push",
         "--compression",
@@ -39,9 +39,9 @@ fn service_unavailable_is_retried() {
     let (_reg, proxy, img) = setup();
     proxy.inject("GET", "/manifests/", Fault::Unavailable, 1);
     proxy.inject("GET", &big_layer(&img), Fault::Unavailable, 2);
-    let b = Env::new();
+    let b = kiln();
     let target = format!("{}/app:1", proxy.host());
-    let (_, err) = b.ok(&["pull", &target]);
+    let (_, err) = b.ok_with_stderr(&["pull", &target]);
     assert!(
         err.contains("retrying GET") && err.contains("HTTP 503"),
         "{err}"
@@ -56,9 +56,9 @@ fn service_unavailable_is_retried() {
 
     // Uploads too: a 503 on the blob PUT is retried with the same bytes.
     proxy.inject("PUT", "/blobs/uploads/", Fault::Unavailable, 1);
-    let (_, err) = b.ok(&["push", &target, &format!("{}/copy:1", proxy.host())]);
+    let (_, err) = b.ok_with_stderr(&["push", &target, &format!("{}/copy:1", proxy.host())]);
     assert!(err.contains("retrying PUT"), "{err}");
-    let c = Env::new();
+    let c = kiln();
     c.ok(&["pull", &format!("{}/copy:1", proxy.host())]);
     assert_eq!(
         c.id(&format!("{}/copy:1", proxy.host())),
@@ -70,7 +70,7 @@ fn service_unavailable_is_retried() {
 fn persistent_errors_fail_after_the_retries_and_leave_nothing() {
     let (_reg, proxy, img) = setup();
     proxy.inject("GET", &big_layer(&img), Fault::Unavailable, u32::MAX);
-    let b = Env::new().var("KILN_REGISTRY_RETRIES", "2");
+    let b = kiln().var("KILN_REGISTRY_RETRIES", "2");
     let err = b.fails(&["pull", &format!("{}/app:1", proxy.host())]);
     assert!(
         err.contains(&format!("{}/v2/app{}", proxy.host(), big_layer(&img)))
@@ -79,14 +79,14 @@ fn persistent_errors_fail_after_the_retries_and_leave_nothing() {
         "{err}"
     );
     b.assert_no_blob(&sha256(&img.layers[0]));
-    b.assert_empty_store();
+    assert_empty_store(&b);
 }
 
 #[test]
 fn truncated_body_is_an_error() {
     let (_reg, proxy, img) = setup();
     proxy.inject("GET", &big_layer(&img), Fault::Truncate, u32::MAX);
-    let b = Env::new();
+    let b = kiln();
     let err = b.fails(&["pull", &format!("{}/app:1", proxy.host())]);
     let len = img.layers[0].len();
     assert!(
@@ -99,14 +99,14 @@ fn truncated_body_is_an_error() {
         "{err}"
     );
     b.assert_no_blob(&sha256(&img.layers[0]));
-    b.assert_empty_store();
+    assert_empty_store(&b);
 }
 
 #[test]
 fn wrong_digest_is_an_error() {
     let (_reg, proxy, img) = setup();
     proxy.inject("GET", &big_layer(&img), Fault::Corrupt, u32::MAX);
-    let b = Env::new();
+    let b = kiln();
     let err = b.fails(&["pull", &format!("{}/app:1", proxy.host())]);
     assert!(
         err.contains(&format!(
@@ -117,16 +117,16 @@ fn wrong_digest_is_an_error() {
         "{err}"
     );
     b.assert_no_blob(&sha256(&img.layers[0]));
-    b.assert_empty_store();
+    assert_empty_store(&b);
 }
 
 #[test]
 fn reset_mid_body_resumes_where_it_stopped() {
     let (_reg, proxy, img) = setup();
     proxy.inject("GET", &big_layer(&img), Fault::Reset, 2);
-    let b = Env::new();
+    let b = kiln();
     let target = format!("{}/app:1", proxy.host());
-    let (_, err) = b.ok(&["pull", &target]);
+    let (_, err) = b.ok_with_stderr(&["pull", &target]);
     assert!(err.contains("retrying GET"), "{err}");
     assert_eq!(b.id(&target), sha256(&img.config_json()));
     let gets = proxy
@@ -136,7 +136,7 @@ fn reset_mid_body_resumes_where_it_stopped() {
         .count();
     assert_eq!(gets, 3, "{:#?}", proxy.log());
     // The unpacked layer is right (diffID verified when unpacking).
-    let (tar, _) = b.ok(&["export", &target]);
+    let (tar, _) = b.ok_with_stderr(&["export", &target]);
     assert!(tar.contains("hello from the second layer"));
 }
 
@@ -147,9 +147,9 @@ fn stall_past_the_timeout_is_retried_then_fails() {
     // requests that are not stalled.
     let stall = Fault::Stall(Duration::from_secs(6));
     proxy.inject("GET", &big_layer(&img), stall, 1);
-    let b = Env::new().var("KILN_REGISTRY_TIMEOUT", "2");
+    let b = kiln().var("KILN_REGISTRY_TIMEOUT", "2");
     let target = format!("{}/app:1", proxy.host());
-    let (_, err) = b.ok(&["pull", &target]);
+    let (_, err) = b.ok_with_stderr(&["pull", &target]);
     assert!(
         err.contains("retrying GET") && err.contains("timed out: no progress for 2s"),
         "{err}"
@@ -157,7 +157,7 @@ fn stall_past_the_timeout_is_retried_then_fails() {
     assert_eq!(b.id(&target), sha256(&img.config_json()));
 
     proxy.inject("GET", &big_layer(&img), stall, u32::MAX);
-    let c = Env::new()
+    let c = kiln()
         .var("KILN_REGISTRY_TIMEOUT", "2")
         .var("KILN_REGISTRY_RETRIES", "1");
     let err = c.fails(&["pull", &target]);
@@ -171,9 +171,9 @@ fn stall_past_the_timeout_is_retried_then_fails() {
         "{err}"
     );
     c.assert_no_blob(&sha256(&img.layers[0]));
-    c.assert_empty_store();
+    assert_empty_store(&c);
 
-    let d = Env::new().var("KILN_REGISTRY_TIMEOUT", "soon");
+    let d = kiln().var("KILN_REGISTRY_TIMEOUT", "soon");
     let err = d.fails(&["pull", &target]);
     assert!(
         err.contains("KILN_REGISTRY_TIMEOUT=\"soon\": expected a positive number of seconds"),
