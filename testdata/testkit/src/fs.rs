@@ -58,6 +58,7 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
 
 /// Extracts `tar` into `dest` (created if missing) with GNU tar, keeping
 /// permissions and owners.
+#[track_caller]
 pub fn untar(tar: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
     run_ok(
@@ -70,6 +71,7 @@ pub fn untar(tar: &Path, dest: &Path) {
 }
 
 /// Packs the contents of `dir` (as `./…`) into the tar `tar` with GNU tar.
+#[track_caller]
 pub fn tar_dir(dir: &Path, tar: &Path) {
     run_ok(
         Command::new("tar")

@@ -14,7 +14,7 @@ mod state;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub use run::{require, run_fails, run_ok, run_stdout, run_with_stdin};
+pub use run::{require, run_fails, run_ok, run_ok_with_stdin, run_stdout, run_with_stdin};
 
 /// Variables of the caller's environment that change what kiln does;
 /// every run removes them, so tests see kiln's defaults unless they set
@@ -121,6 +121,7 @@ impl Kiln {
     }
 
     /// Runs and expects success; returns stdout, which must be UTF-8.
+    #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.expect(args, true);
         String::from_utf8(out.stdout).expect("utf-8 stdout")
@@ -128,23 +129,27 @@ impl Kiln {
 
     /// Runs and expects success; returns stdout and stderr (decoded
     /// lossily: stdout may be a tar).
+    #[track_caller]
     pub fn ok_with_stderr(&self, args: &[&str]) -> (String, String) {
         let out = self.expect(args, true);
         (lossy(&out.stdout), lossy(&out.stderr))
     }
 
     /// Runs and expects failure; returns stderr.
+    #[track_caller]
     pub fn fails(&self, args: &[&str]) -> String {
         lossy(&self.expect(args, false).stderr)
     }
 
     /// Runs and expects failure; returns the exit code (-1 when killed
     /// by a signal) and stderr.
+    #[track_caller]
     pub fn fails_with_code(&self, args: &[&str]) -> (i32, String) {
         let out = self.expect(args, false);
         (out.status.code().unwrap_or(-1), lossy(&out.stderr))
     }
 
+    #[track_caller]
     fn expect(&self, args: &[&str], success: bool) -> Output {
         let out = self.output(args);
         run::expect(&format!("kiln {args:?}"), &out, success);

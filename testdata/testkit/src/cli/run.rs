@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Panics unless `out` ended the way `success` says; `what` names the
 /// command in the message.
+#[track_caller]
 pub(crate) fn expect(what: &str, out: &Output, success: bool) {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     if success {
@@ -28,6 +29,7 @@ pub(crate) fn expect(what: &str, out: &Output, success: bool) {
 }
 
 /// Runs `cmd` (stdout and stderr captured) and expects success.
+#[track_caller]
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     expect(&format!("{cmd:?}"), &out, true);
@@ -35,6 +37,7 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 }
 
 /// Runs `cmd` (stdout and stderr captured) and expects failure.
+#[track_caller]
 pub fn run_fails(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     expect(&format!("{cmd:?}"), &out, false);
@@ -42,6 +45,7 @@ pub fn run_fails(cmd: &mut Command) -> Output {
 }
 
 /// Runs `cmd`, expects success, and returns its stdout.
+#[track_caller]
 pub fn run_stdout(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
 }
@@ -64,6 +68,14 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
         .join()
         .expect("stdin writer")
         .unwrap_or_else(|e| panic!("write the stdin of {cmd:?}: {e}"));
+    out
+}
+
+/// [`run_with_stdin`], expecting success.
+#[track_caller]
+pub fn run_ok_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let out = run_with_stdin(cmd, input);
+    expect(&format!("{cmd:?}"), &out, true);
     out
 }
 

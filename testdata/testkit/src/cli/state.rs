@@ -9,6 +9,7 @@ use crate::{ArchiveStyle, FixtureImage};
 impl Kiln {
     /// Loads `images` from a docker-archive of `style` that testkit
     /// writes (not kiln), with `kiln load`.
+    #[track_caller]
     pub fn load(&self, images: &[FixtureImage], style: ArchiveStyle) {
         let archive = self.path(&format!(
             "fixture-{}.tar",
@@ -19,6 +20,7 @@ impl Kiln {
     }
 
     /// The image ID (`sha256:…`) of `image`.
+    #[track_caller]
     pub fn id(&self, image: &str) -> String {
         self.ok(&["inspect", "-f", "{{.Id}}", image])
             .trim()
@@ -46,6 +48,7 @@ impl Kiln {
     }
 
     /// Asserts every blob file hashes to its name.
+    #[track_caller]
     pub fn assert_blobs_intact(&self) {
         for name in self.blobs() {
             let data = std::fs::read(self.root.join("blobs/sha256").join(&name)).unwrap();
@@ -58,6 +61,7 @@ impl Kiln {
     }
 
     /// Asserts the blob `digest` (`sha256:…`) is not in the store.
+    #[track_caller]
     pub fn assert_no_blob(&self, digest: &str) {
         let hex = digest.trim_start_matches("sha256:");
         assert!(
