@@ -7,7 +7,7 @@ mod store_common;
 use std::process::Command;
 
 use store_common::{Kiln, kiln};
-use testkit::cli::{require, run_ok, run_stdout, run_with_stdin};
+use testkit::cli::{require, run_ok, run_ok_with_stdin, run_stdout};
 use testkit::fs::{tar_dir, tree, untar};
 use testkit::{ArchiveStyle, FixtureImage};
 
@@ -234,7 +234,5 @@ fn loads_oci_layout_zstd_and_several_images_from_stdin() {
 }
 
 fn zstd_compress(data: &[u8]) -> Vec<u8> {
-    let out = run_with_stdin(Command::new("zstd").args(["-q", "-c"]), data);
-    assert!(out.status.success());
-    out.stdout
+    run_ok_with_stdin(Command::new("zstd").args(["-q", "-c"]), data).stdout
 }

@@ -17,6 +17,7 @@ pub(crate) fn kiln() -> Kiln {
 /// no blob — except complete, verified layers a failed pull finished
 /// before the failure, which nothing references (a retry reuses them)
 /// and which `kiln prune` removes.
+#[track_caller]
 pub(crate) fn assert_empty_store(k: &Kiln) {
     assert_eq!(k.ok(&["images", "-q"]), "", "an image is visible");
     let tmp = k.tmp_entries();
