@@ -8,7 +8,7 @@ mod registry_common;
 
 use std::time::Duration;
 
-use registry_common::{assert_empty_store, kiln, two_layer_image};
+use registry_common::{Kiln, assert_empty_store, kiln, two_layer_image};
 use testkit::registry::{Fault, FaultProxy, TestRegistry};
 use testkit::{ArchiveStyle, FixtureImage, sha256};
 
@@ -32,6 +32,23 @@ fn setup() -> (TestRegistry, FaultProxy, FixtureImage) {
 
 fn big_layer(img: &FixtureImage) -> String {
     format!("/blobs/{}", sha256(&img.layers[0]))
+}
+
+/// Pulls `app:1` into `k` through the proxy while `fault` hits every GET
+/// of the big layer: the pull must fail, leave no blob of that layer and
+/// nothing else behind. Returns its stderr.
+#[track_caller]
+fn pull_fails_leaving_nothing(
+    k: &Kiln,
+    proxy: &FaultProxy,
+    img: &FixtureImage,
+    fault: Fault,
+) -> String {
+    proxy.inject("GET", &big_layer(img), fault, u32::MAX);
+    let err = k.fails(&["pull", &format!("{}/app:1", proxy.host())]);
+    k.assert_no_blob(&sha256(&img.layers[0]));
+    assert_empty_store(k);
+    err
 }
 
 #[test]
@@ -69,25 +86,20 @@ fn service_unavailable_is_retried() {
 #[test]
 fn persistent_errors_fail_after_the_retries_and_leave_nothing() {
     let (_reg, proxy, img) = setup();
-    proxy.inject("GET", &big_layer(&img), Fault::Unavailable, u32::MAX);
     let b = kiln().var("KILN_REGISTRY_RETRIES", "2");
-    let err = b.fails(&["pull", &format!("{}/app:1", proxy.host())]);
+    let err = pull_fails_leaving_nothing(&b, &proxy, &img, Fault::Unavailable);
     assert!(
         err.contains(&format!("{}/v2/app{}", proxy.host(), big_layer(&img)))
             && err.contains("unexpected status 503")
             && err.contains("(after 3 attempts)"),
         "{err}"
     );
-    b.assert_no_blob(&sha256(&img.layers[0]));
-    assert_empty_store(&b);
 }
 
 #[test]
 fn truncated_body_is_an_error() {
     let (_reg, proxy, img) = setup();
-    proxy.inject("GET", &big_layer(&img), Fault::Truncate, u32::MAX);
-    let b = kiln();
-    let err = b.fails(&["pull", &format!("{}/app:1", proxy.host())]);
+    let err = pull_fails_leaving_nothing(&kiln(), &proxy, &img, Fault::Truncate);
     let len = img.layers[0].len();
     assert!(
         err.contains(&format!(
@@ -98,16 +110,12 @@ fn truncated_body_is_an_error() {
         )),
         "{err}"
     );
-    b.assert_no_blob(&sha256(&img.layers[0]));
-    assert_empty_store(&b);
 }
 
 #[test]
 fn wrong_digest_is_an_error() {
     let (_reg, proxy, img) = setup();
-    proxy.inject("GET", &big_layer(&img), Fault::Corrupt, u32::MAX);
-    let b = kiln();
-    let err = b.fails(&["pull", &format!("{}/app:1", proxy.host())]);
+    let err = pull_fails_leaving_nothing(&kiln(), &proxy, &img, Fault::Corrupt);
     assert!(
         err.contains(&format!(
             "layer {} of {}/app: digest mismatch",
@@ -116,8 +124,6 @@ fn wrong_digest_is_an_error() {
         )),
         "{err}"
     );
-    b.assert_no_blob(&sha256(&img.layers[0]));
-    assert_empty_store(&b);
 }
 
 #[test]
@@ -156,11 +162,10 @@ fn stall_past_the_timeout_is_retried_then_fails() {
     );
     assert_eq!(b.id(&target), sha256(&img.config_json()));
 
-    proxy.inject("GET", &big_layer(&img), stall, u32::MAX);
     let c = kiln()
         .var("KILN_REGISTRY_TIMEOUT", "2")
         .var("KILN_REGISTRY_RETRIES", "1");
-    let err = c.fails(&["pull", &target]);
+    let err = pull_fails_leaving_nothing(&c, &proxy, &img, stall);
     assert!(
         err.contains(&format!(
             "GET http://{}/v2/app{}",
@@ -170,8 +175,6 @@ fn stall_past_the_timeout_is_retried_then_fails() {
             && err.contains("(after 2 attempts)"),
         "{err}"
     );
-    c.assert_no_blob(&sha256(&img.layers[0]));
-    assert_empty_store(&c);
 
     let d = kiln().var("KILN_REGISTRY_TIMEOUT", "soon");
     let err = d.fails(&["pull", &target]);

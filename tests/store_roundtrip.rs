@@ -84,23 +84,13 @@ fn saved_archive_is_read_by_skopeo_and_umoci_and_matches_export() {
                 .arg(format!("oci:{}:app", oci.display())),
         );
         let via_skopeo = k.path("bundle-skopeo");
-        run_ok(
-            Command::new("umoci")
-                .args(["unpack", "--image"])
-                .arg(format!("{}:app", oci.display()))
-                .arg(&via_skopeo),
-        );
+        umoci_unpack(&format!("{}:app", oci.display()), &via_skopeo);
 
         // umoci also unpacks kiln's own OCI layout (the same tar).
         let layout = k.path("layout");
         untar(&saved, &layout);
         let via_kiln = k.path("bundle-kiln");
-        run_ok(
-            Command::new("umoci")
-                .args(["unpack", "--image"])
-                .arg(format!("{}:1", layout.display()))
-                .arg(&via_kiln),
-        );
+        umoci_unpack(&format!("{}:1", layout.display()), &via_kiln);
 
         // kiln export, extracted, is the same tree.
         let exported = k.path("export.tar");
@@ -231,6 +221,15 @@ fn loads_oci_layout_zstd_and_several_images_from_stdin() {
     );
     let listed = sk.ok(&["images", "--format", "json"]);
     assert_eq!(listed.lines().count(), 2);
+}
+
+/// `umoci unpack --image IMAGE BUNDLE`.
+fn umoci_unpack(image: &str, bundle: &std::path::Path) {
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", image])
+            .arg(bundle),
+    );
 }
 
 fn zstd_compress(data: &[u8]) -> Vec<u8> {
