@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use build_common::{Kiln, ls, outcome};
+use build_common::{Kiln, outcome};
 
 fn alive(pattern: &str) -> bool {
     std::process::Command::new("pgrep")
@@ -78,9 +78,9 @@ fn sigint_cancels_cleanly() {
     assert!(k.mounts_under_root().is_empty(), "nothing stays mounted");
     // The process's scratch area is gone.
     assert!(
-        ls(&k.root.join("tmp")).is_empty(),
+        k.tmp_entries().is_empty(),
         "scratch left behind: {:?}",
-        ls(&k.root.join("tmp"))
+        k.tmp_entries()
     );
     // Nothing tagged; the store works; the finished step stays cached.
     k.fails(&["inspect", "cancel:1"]);

@@ -8,6 +8,7 @@ mod build_common;
 
 use build_common::{Kiln, outcome};
 use serde_json::json;
+use testkit::cli::{run_ok, run_ok_with_stdin};
 
 #[test]
 fn basic_image_config_history_and_files() {
@@ -235,10 +236,9 @@ fn multistage_and_target() {
     assert_eq!(f["side"].data, b"side\n");
     assert_eq!(f["base.txt"].data, b"base\n");
     // An unknown target is an error, and nothing is tagged.
-    let out = k.build_output(&["--target", "nope", "-t", "ms:nope"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
-    let (_, err) = k.fails(&["inspect", "ms:nope"]);
+    let err = k.build_fails(&["--target", "nope", "-t", "ms:nope"]);
+    assert!(err.contains("nope"), "{err}");
+    let err = k.fails(&["inspect", "ms:nope"]);
     assert!(err.contains("ms:nope"), "{err}");
 }
 
@@ -248,23 +248,18 @@ fn run_mounts() {
     let secret = k.path("secret.txt");
     std::fs::write(&secret, "s3cr3t-value").unwrap();
     let src = format!("id=tok,src={}", secret.display());
-    let out = k
-        .cmd(&[
-            "build",
-            "--progress=plain",
+    let out = run_ok(
+        k.build_cmd(&[
             "--secret",
             &src,
             "--secret",
             "id=envtok,env=KILN_TEST_TOKEN",
             "-t",
             "mnt:1",
-            k.ctx.to_str().unwrap(),
         ])
-        .env("KILN_TEST_TOKEN", "env-s3cr3t")
-        .output()
-        .unwrap();
+        .env("KILN_TEST_TOKEN", "env-s3cr3t"),
+    );
     let progress = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{progress}");
     let f = k.files("mnt:1");
     assert_eq!(f["cache-count"].data, b"1\n");
     assert_eq!(f["from-bind"].data, b"bind input\n");
@@ -291,10 +286,8 @@ fn run_mounts() {
     assert!(!grep_dir(&k.root, b"s3cr3t"), "a secret is in the store");
 
     // The cache mount persists across builds: a --no-cache rebuild sees it.
-    let out = k
-        .cmd(&[
-            "build",
-            "--progress=plain",
+    run_ok(
+        k.build_cmd(&[
             "--no-cache",
             "--secret",
             &src,
@@ -302,22 +295,13 @@ fn run_mounts() {
             "id=envtok,env=KILN_TEST_TOKEN",
             "-t",
             "mnt:2",
-            k.ctx.to_str().unwrap(),
         ])
-        .env("KILN_TEST_TOKEN", "env-s3cr3t")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        .env("KILN_TEST_TOKEN", "env-s3cr3t"),
     );
     assert_eq!(k.files("mnt:2")["cache-count"].data, b"2\n");
 
     // A required secret that was not given fails the step, naming it.
-    let out = k.build_output(&["-t", "mnt:3", "--no-cache"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = k.build_fails(&["-t", "mnt:3", "--no-cache"]);
     assert!(err.contains("secret tok not found"), "{err}");
 }
 
@@ -338,8 +322,8 @@ fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> bool {
 #[test]
 fn build_args() {
     let k = Kiln::with_case("args");
-    let out = k
-        .cmd(&[
+    let out = run_ok(
+        k.cmd(&[
             "build",
             "-q",
             "--build-arg",
@@ -353,13 +337,7 @@ fn build_args() {
             k.ctx.to_str().unwrap(),
         ])
         .env("FROM_ENV", "e1")
-        .env_remove("UNSET_IN_ENV")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        .env_remove("UNSET_IN_ENV"),
     );
     // -q prints only the image ID.
     let id = String::from_utf8(out.stdout).unwrap();
@@ -453,7 +431,7 @@ fn failed_run_reports_step_line_code_and_output() {
     assert_eq!(outcome(&err, "RUN echo before"), "DONE");
     // Nothing was tagged.
     k.fails(&["inspect", "fail:1"]);
-    assert!(build_common::mounts_mentioning(&k.root).is_empty());
+    assert!(k.mounts_under_root().is_empty());
 }
 
 #[test]
@@ -461,8 +439,8 @@ fn dockerfile_from_stdin_and_tar_context() {
     let k = Kiln::new();
     // `-f -`: the Dockerfile on stdin, the context a directory.
     k.write("data.txt", "ctx data\n");
-    let mut child = k
-        .cmd(&[
+    run_ok_with_stdin(
+        &mut k.cmd(&[
             "build",
             "-q",
             "-f",
@@ -470,24 +448,8 @@ fn dockerfile_from_stdin_and_tar_context() {
             "-t",
             "stdin:1",
             k.ctx.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"FROM busybox\nCOPY data.txt /\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        b"FROM busybox\nCOPY data.txt /\n",
     );
     assert_eq!(k.file("stdin:1", "/data.txt"), "ctx data\n");
 
@@ -504,20 +466,7 @@ fn dockerfile_from_stdin_and_tar_context() {
         tarball.append_data(&mut h, name, data).unwrap();
     }
     let bytes = tarball.into_inner().unwrap();
-    let mut child = k
-        .cmd(&["build", "-q", "-t", "stdin:2", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok_with_stdin(&mut k.cmd(&["build", "-q", "-t", "stdin:2", "-"]), &bytes);
     assert_eq!(k.file("stdin:2", "/in-tar.txt"), "from tar\n");
 }
 
@@ -646,9 +595,7 @@ fn add_extracts_archives_and_downloads_urls() {
     assert_eq!(build_common::outcome(&p, "/renamed.bin"), "CACHED");
     // A wrong checksum fails the build, naming the URL.
     let bad = format!("SUM=sha256:{}", "0".repeat(64));
-    let out = k.build_output(&["--build-arg", &url_arg, "--build-arg", &bad]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = k.build_fails(&["--build-arg", &url_arg, "--build-arg", &bad]);
     assert!(err.contains("checksum") && err.contains(&url), "{err}");
 }
 
@@ -660,9 +607,7 @@ fn copy_link_with_chown_by_name_is_refused_clearly() {
         "Dockerfile",
         "FROM busybox\nCOPY --link --chown=app f.txt /f\n",
     );
-    let out = k.build_output(&["-t", "link:1"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = k.build_fails(&["-t", "link:1"]);
     assert!(
         err.contains("--chown=app with --link") && err.contains("Dockerfile:2"),
         "{err}"
@@ -697,12 +642,7 @@ fn source_date_epoch_gives_the_same_image_in_two_state_directories() {
                 c.env("SOURCE_DATE_EPOCH", "1700000000");
             }
         }
-        let out = c.arg(&ctx).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(c.arg(&ctx));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let id_a = build(&a, "arg");
@@ -733,11 +673,9 @@ fn source_date_epoch_gives_the_same_image_in_two_state_directories() {
     }
     // Without it, a rebuild in a fresh store gives another image.
     let c2 = Kiln::new();
-    let out = c2
-        .cmd(&["build", "-q", &ctx])
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = run_ok(
+        c2.cmd(&["build", "-q", &ctx])
+            .env_remove("SOURCE_DATE_EPOCH"),
+    );
     assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), id_a);
 }

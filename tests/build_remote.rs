@@ -10,8 +10,6 @@ mod build_remote_common;
 use build_remote_common::*;
 use testkit::registry::TestRegistry;
 
-const RETRIES_0: [(&str, &str); 1] = [("KILN_REGISTRY_RETRIES", "0")];
-
 #[test]
 fn from_pulls_a_missing_base_image_and_pins_its_digest() {
     let (reg, base) = seeded_registry();
@@ -32,10 +30,7 @@ fn from_pulls_a_missing_base_image_and_pins_its_digest() {
         ),
     );
     let meta = k.path("meta.json");
-    let progress = build(
-        &k,
-        &["-t", "app:1", "--metadata-file", meta.to_str().unwrap()],
-    );
+    let progress = k.build(&["-t", "app:1", "--metadata-file", meta.to_str().unwrap()]);
     assert!(progress.contains(&format!("pulling {base}")), "{progress}");
     assert_eq!(
         progress.matches("pulling ").count(),
@@ -48,16 +43,16 @@ fn from_pulls_a_missing_base_image_and_pins_its_digest() {
     assert_eq!(progress.matches(&pinned).count(), 1, "{progress}");
     assert_eq!(k.file("app:1", "/one"), "one\n");
     // The pull is recorded as `kiln pull` would.
-    let images = ok(&k, &["images", "--digests", "--format", "json"]).0;
+    let images = k.ok(&["images", "--digests", "--format", "json"]);
     assert!(images.contains(&pushed_digest), "{images}");
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     assert_eq!(meta["kiln.base-images"][0]["name"], base);
     assert_eq!(meta["kiln.base-images"][0]["digest"], pushed_digest);
-    assert_eq!(meta["containerimage.config.digest"], id(&k, "app:1"));
+    assert_eq!(meta["containerimage.config.digest"], k.id("app:1"));
 
     // The store has it now: no registry needed.
     drop(reg);
-    let again = build(&k, &["-t", "app:1"]);
+    let again = k.build(&["-t", "app:1"]);
     assert!(!again.contains("pulling"), "{again}");
     assert_eq!(outcome(&again, "RUN echo one"), "CACHED");
 }
@@ -70,26 +65,26 @@ fn pull_flag_follows_a_moved_tag() {
         "Dockerfile",
         format!("FROM {base}\nRUN cat /version 2>/dev/null || echo none > /seen\n"),
     );
-    build(&k, &["-t", "app:1"]);
+    k.build(&["-t", "app:1"]);
     assert_eq!(k.file("app:1", "/seen"), "none\n");
 
     // Someone pushes a new image under the same tag.
     let other = Kiln::new();
     other.write("Dockerfile", "FROM busybox\nRUN echo v2 > /version\n");
-    build(&other, &["-t", &base, "--push"]);
+    other.build(&["-t", &base, "--push"]);
     let new_digest = testkit::sha256(&http_get(reg.host(), "/v2/busybox/manifests/latest"));
 
     // Without --pull the local image is used; with it, the new one.
-    let p = build(&k, &["-t", "app:2"]);
+    let p = k.build(&["-t", "app:2"]);
     assert!(!p.contains("pulling"), "{p}");
     assert_eq!(outcome(&p, "RUN cat"), "CACHED");
-    let p = build(&k, &["--pull", "-t", "app:3"]);
+    let p = k.build(&["--pull", "-t", "app:3"]);
     assert!(p.contains(&format!("pulling {base}")), "{p}");
     assert!(p.contains(&format!("@{new_digest}")), "{p}");
     assert_eq!(outcome(&p, "RUN cat"), "DONE", "the base changed: {p}");
     assert!(k.files("app:3").contains_key("version"));
     // --pull when nothing moved pulls nothing and keeps the cache.
-    let p = build(&k, &["--pull", "-t", "app:3"]);
+    let p = k.build(&["--pull", "-t", "app:3"]);
     assert!(!p.contains("layers downloaded"), "{p}");
     assert_eq!(outcome(&p, "RUN cat"), "CACHED");
 }
@@ -97,25 +92,26 @@ fn pull_flag_follows_a_moved_tag() {
 #[test]
 fn base_image_errors_name_the_reference() {
     let reg = TestRegistry::start();
-    let k = Kiln::empty();
+    // No retries: every failure here is final.
+    let k = Kiln::empty().var("KILN_REGISTRY_RETRIES", "0");
     let missing = format!("{}/nope:1", reg.host());
     k.write("Dockerfile", format!("FROM {missing}\n"));
-    let e = build_fails(&k, &[], &RETRIES_0);
+    let e = k.build_fails(&[]);
     assert!(e.contains(&missing) && e.contains("not found"), "{e}");
     assert!(e.contains("Dockerfile:1"), "{e}");
 
     let auth = TestRegistry::start_with_auth("alice", "secret");
     let private = format!("{}/private:1", auth.host());
     k.write("Dockerfile", format!("FROM {private}\n"));
-    let e = build_fails(&k, &[], &RETRIES_0);
+    let e = k.build_fails(&[]);
     assert!(e.contains(&private) && e.contains("unauthorized"), "{e}");
     assert!(e.contains("kiln login"), "{e}");
 
     // Nothing listens on port 1.
     k.write("Dockerfile", "FROM 127.0.0.1:1/gone:1\n");
-    let e = build_fails(&k, &[], &RETRIES_0);
+    let e = k.build_fails(&[]);
     assert!(e.contains("127.0.0.1:1/gone:1"), "{e}");
-    let (images, _) = ok(&k, &["images", "-q"]);
+    let images = k.ok(&["images", "-q"]);
     assert_eq!(images, "", "nothing stored");
 }
 
@@ -131,21 +127,18 @@ fn push_sends_every_tag_only_after_a_successful_build() {
     let t1 = format!("{}/team/app:1", reg.host());
     let t2 = format!("{}/team/app:latest", reg.host());
     let meta = a.path("meta.json");
-    let p = build(
-        &a,
-        &[
-            "-t",
-            &t1,
-            "-t",
-            &t2,
-            "--push",
-            "--metadata-file",
-            meta.to_str().unwrap(),
-        ],
-    );
+    let p = a.build(&[
+        "-t",
+        &t1,
+        "-t",
+        &t2,
+        "--push",
+        "--metadata-file",
+        meta.to_str().unwrap(),
+    ]);
     assert!(p.contains(&format!("pushing {t1}")), "{p}");
     assert!(p.contains(&format!("pushing {t2}")), "{p}");
-    let image_id = id(&a, &t1);
+    let image_id = a.id(&t1);
     let digest = testkit::sha256(&http_get(reg.host(), "/v2/team/app/manifests/1"));
     assert_eq!(
         digest,
@@ -156,28 +149,26 @@ fn push_sends_every_tag_only_after_a_successful_build() {
 
     // skopeo reads what was pushed; another state directory pulls the
     // very same image.
-    let raw = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{t1}"))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
+    testkit::cli::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{t1}")),
     );
     let b = Kiln::empty();
-    ok(&b, &["pull", "-q", &t1]);
-    assert_eq!(id(&b, &t1), image_id);
+    b.ok(&["pull", "-q", &t1]);
+    assert_eq!(b.id(&t1), image_id);
     assert_eq!(b.file(&t1, "/a.txt"), "from the context\nbuilt\n");
 
     // A failed build pushes nothing.
     a.write("Dockerfile", format!("FROM {base}\nRUN exit 3\n"));
     let bad = format!("{}/team/app:bad", reg.host());
-    build_fails(&a, &["-t", &bad, "--push"], &[]);
-    assert_eq!(http_status(reg.host(), "/v2/team/app/manifests/bad"), 404);
+    a.build_fails(&["-t", &bad, "--push"]);
+    assert_eq!(
+        testkit::registry::http_get(reg.host(), "/v2/team/app/manifests/bad").0,
+        404
+    );
     // --push without a tag is refused before any work.
-    let e = build_fails(&a, &["--push"], &[]);
+    let e = a.build_fails(&["--push"]);
     assert!(e.contains("--push needs"), "{e}");
 }
 
@@ -190,39 +181,34 @@ fn cache_from_a_loaded_image_in_a_fresh_state_dir() {
     a.write("src/a", "a\n");
     a.write("src/b", "b\n");
     a.write("other.txt", "other\n");
-    build(&a, &["-t", "app:1"]);
-    let a_id = id(&a, "app:1");
+    a.build(&["-t", "app:1"]);
+    let a_id = a.id("app:1");
     let config = a.config_json("app:1");
     assert!(
         config["moby.buildkit.cache.v0"].is_string(),
         "every image carries its inline cache: {config}"
     );
     let archive = a.path("app.tar");
-    ok(&a, &["save", "-o", archive.to_str().unwrap(), "app:1"]);
+    a.ok(&["save", "-o", archive.to_str().unwrap(), "app:1"]);
 
     // Another state directory, another context path, other mtimes.
     let b = Kiln::new();
-    ok(&b, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    b.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     b.write("Dockerfile", dockerfile);
     b.write("src/a", "a\n");
     b.write("src/b", "b\n");
     b.write("other.txt", "other\n");
-    let p = build(
-        &b,
-        &["-t", "app:1", "--cache-from", "app:1", "--explain-cache"],
-    );
-    for (step, outcome) in dockerfile_steps(&p) {
-        assert_eq!(outcome, "CACHED", "{step}:\n{p}");
-    }
+    let p = b.build(&["-t", "app:1", "--cache-from", "app:1", "--explain-cache"]);
+    assert_all_cached(&p);
     assert!(
         p.contains("cache hit: imported from inline cache of image app:1"),
         "{p}"
     );
-    assert_eq!(id(&b, "app:1"), a_id, "same image");
+    assert_eq!(b.id("app:1"), a_id, "same image");
 
     // A changed file misses from its COPY on; earlier steps still hit.
     b.write("other.txt", "changed\n");
-    let p = build(&b, &["-t", "app:2", "--cache-from", "app:1"]);
+    let p = b.build(&["-t", "app:2", "--cache-from", "app:1"]);
     assert_eq!(outcome(&p, "COPY src /src"), "CACHED", "{p}");
     assert_eq!(outcome(&p, "RUN cat"), "CACHED", "{p}");
     assert_eq!(outcome(&p, "COPY other.txt"), "DONE", "{p}");
@@ -230,9 +216,9 @@ fn cache_from_a_loaded_image_in_a_fresh_state_dir() {
     assert_eq!(b.file("app:2", "/other.txt"), "changed\n");
     // Without --cache-from, the records imported before are local now.
     b.write("other.txt", "other\n");
-    let p = build(&b, &["-t", "app:3"]);
+    let p = b.build(&["-t", "app:3"]);
     assert_eq!(outcome(&p, "RUN wc"), "CACHED", "{p}");
-    assert_eq!(id(&b, "app:3"), a_id);
+    assert_eq!(b.id("app:3"), a_id);
 }
 
 #[test]
@@ -246,7 +232,7 @@ fn cache_from_a_registry_image_fetches_only_the_layers_it_reuses() {
     a.write("Dockerfile", &dockerfile);
     a.write("two.txt", "two\n");
     let pushed = format!("{}/app:1", reg.host());
-    build(&a, &["-t", &pushed, "--push"]);
+    a.build(&["-t", &pushed, "--push"]);
     let layers = diff_ids(&a, &pushed);
     assert_eq!(layers.len(), 4);
 
@@ -256,7 +242,7 @@ fn cache_from_a_registry_image_fetches_only_the_layers_it_reuses() {
     b.write("Dockerfile", dockerfile.replace("three", "THREE"));
     b.write("two.txt", "two\n");
     let via_proxy = format!("{}/app:1", proxy.host());
-    let p = build(&b, &["-t", "app:b", "--cache-from", &via_proxy]);
+    let p = b.build(&["-t", "app:b", "--cache-from", &via_proxy]);
     assert_eq!(outcome(&p, "RUN echo one"), "CACHED", "{p}");
     assert_eq!(outcome(&p, "COPY two.txt"), "CACHED", "{p}");
     assert_eq!(outcome(&p, "RUN echo THREE"), "DONE", "{p}");

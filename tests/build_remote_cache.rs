@@ -8,6 +8,7 @@
 
 mod build_remote_common;
 
+use build_remote_common::build_common::dockerfile_steps;
 use build_remote_common::*;
 use testkit::registry::{FaultProxy, TestRegistry};
 
@@ -40,18 +41,15 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
     context(&a, &base);
     let cache = format!("{}/cache:main", reg.host());
     let a_push = format!("{}/app:a", reg.host());
-    let p = build(
-        &a,
-        &[
-            "-t",
-            &a_push,
-            "--push",
-            "--cache-to",
-            &format!("type=registry,ref={cache},mode=max"),
-        ],
-    );
+    let p = a.build(&[
+        "-t",
+        &a_push,
+        "--push",
+        "--cache-to",
+        &format!("type=registry,ref={cache},mode=max"),
+    ]);
     assert!(p.contains("exporting cache to registry cache"), "{p}");
-    let a_id = id(&a, &a_push);
+    let a_id = a.id(&a_push);
 
     // The cache: an OCI manifest whose config is BuildKit's cache config
     // and whose layers carry their diffIDs.
@@ -80,19 +78,14 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
     let b = Kiln::empty();
     context(&b, &base);
     let via_proxy = format!("type=registry,ref={}/cache:main", proxy.host());
-    let p = build(
-        &b,
-        &["-t", "app:b", "--cache-from", &via_proxy, "--explain-cache"],
-    );
+    let p = b.build(&["-t", "app:b", "--cache-from", &via_proxy, "--explain-cache"]);
     let steps = dockerfile_steps(&p);
     assert_eq!(
         steps.len(),
         6,
         "one FROM (both stages share it) and five steps: {p}"
     );
-    for (step, outcome) in &steps {
-        assert_eq!(outcome, "CACHED", "{step}:\n{p}");
-    }
+    assert_all_cached(&p);
     assert!(
         p.contains(&format!(
             "cache hit: imported from registry cache {}/cache:main",
@@ -100,7 +93,7 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
         )),
         "{p}"
     );
-    assert_eq!(id(&b, "app:b"), a_id, "the same image");
+    assert_eq!(b.id("app:b"), a_id, "the same image");
     assert_eq!(b.file("app:b", "/lines").trim(), "3 /usr/bin/program");
 
     // Only what the image reuses came from the cache: its three built
@@ -124,8 +117,8 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
 
     // Pushed from B, the image has A's manifest digest too (same blobs).
     let b_push = format!("{}/app:b", reg.host());
-    ok(&b, &["tag", "app:b", &b_push]);
-    ok(&b, &["push", "-q", &b_push]);
+    b.ok(&["tag", "app:b", &b_push]);
+    b.ok(&["push", "-q", &b_push]);
     assert_eq!(
         testkit::sha256(&http_get(reg.host(), "/v2/app/manifests/b")),
         testkit::sha256(&http_get(reg.host(), "/v2/app/manifests/a"))
@@ -135,17 +128,14 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
     // layers: the registry has them. Same records, same layers: the very
     // same cache manifest.
     let again = format!("{}/cache:again", reg.host());
-    build(
-        &b,
-        &[
-            "-t",
-            "app:b",
-            "--cache-from",
-            &via_proxy,
-            "--cache-to",
-            &format!("type=registry,ref={again},mode=max"),
-        ],
-    );
+    b.build(&[
+        "-t",
+        "app:b",
+        "--cache-from",
+        &via_proxy,
+        "--cache-to",
+        &format!("type=registry,ref={again},mode=max"),
+    ]);
     // The cache config is read again (each import reads it); no layer.
     let config_digest = m["config"]["digest"].as_str().unwrap().to_string();
     let mut got = blob_gets(&proxy.log(), "cache");
@@ -161,7 +151,7 @@ fn an_empty_state_dir_reuses_a_registry_cache_and_gets_the_same_image() {
 
     // A change runs what depends on it and nothing else.
     b.write("config.txt", "level=2\n");
-    let p = build(&b, &["-t", "app:b2", "--cache-from", &via_proxy]);
+    let p = b.build(&["-t", "app:b2", "--cache-from", &via_proxy]);
     assert_eq!(outcome(&p, "RUN cat /src"), "CACHED", "{p}");
     assert_eq!(outcome(&p, "COPY src /src"), "CACHED", "{p}");
     assert_eq!(outcome(&p, "COPY config.txt"), "DONE", "{p}");
@@ -177,17 +167,14 @@ fn mode_min_exports_the_final_chain_and_mode_max_every_stage() {
     context(&a, &base);
     let min = format!("{}/cache:min", reg.host());
     let max = format!("{}/cache:max", reg.host());
-    build(
-        &a,
-        &[
-            "-t",
-            "app:a",
-            "--cache-to",
-            &format!("type=registry,ref={min}"),
-            "--cache-to",
-            &format!("type=registry,ref={max},mode=max"),
-        ],
-    );
+    a.build(&[
+        "-t",
+        "app:a",
+        "--cache-to",
+        &format!("type=registry,ref={min}"),
+        "--cache-to",
+        &format!("type=registry,ref={max},mode=max"),
+    ]);
     let (_, cfg_min) = cache_manifest(reg.host(), "cache", "min");
     let (_, cfg_max) = cache_manifest(reg.host(), "cache", "max");
     let records = |c: &serde_json::Value| -> Vec<String> {
@@ -207,16 +194,14 @@ fn mode_min_exports_the_final_chain_and_mode_max_every_stage() {
     // so what copies from it runs too); with max nothing runs.
     let b = Kiln::empty();
     context(&b, &base);
-    let p = build(&b, &["-t", "app:b", "--cache-from", &min]);
+    let p = b.build(&["-t", "app:b", "--cache-from", &min]);
     assert_eq!(outcome(&p, "RUN cat /src"), "DONE", "{p}");
     assert_eq!(outcome(&p, "COPY config.txt"), "CACHED", "{p}");
     let c = Kiln::empty();
     context(&c, &base);
-    let p = build(&c, &["-t", "app:c", "--cache-from", &max]);
-    for (step, outcome) in dockerfile_steps(&p) {
-        assert_eq!(outcome, "CACHED", "{step}:\n{p}");
-    }
-    assert_eq!(id(&c, "app:c"), id(&a, "app:a"));
+    let p = c.build(&["-t", "app:c", "--cache-from", &max]);
+    assert_all_cached(&p);
+    assert_eq!(c.id("app:c"), a.id("app:a"));
 }
 
 #[test]
@@ -225,15 +210,12 @@ fn a_local_cache_directory_round_trips() {
     let a = Kiln::empty();
     context(&a, &base);
     let dir = a.path("cache-dir");
-    build(
-        &a,
-        &[
-            "-t",
-            "app:a",
-            "--cache-to",
-            &format!("type=local,dest={},mode=max", dir.display()),
-        ],
-    );
+    a.build(&[
+        "-t",
+        "app:a",
+        "--cache-to",
+        &format!("type=local,dest={},mode=max", dir.display()),
+    ]);
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     assert_eq!(
@@ -243,42 +225,33 @@ fn a_local_cache_directory_round_trips() {
     assert!(dir.join("oci-layout").exists());
     let b = Kiln::empty();
     context(&b, &base);
-    let p = build(
-        &b,
-        &[
-            "-t",
-            "app:b",
-            "--cache-from",
-            &format!("type=local,src={}", dir.display()),
-        ],
-    );
-    for (step, outcome) in dockerfile_steps(&p) {
-        assert_eq!(outcome, "CACHED", "{step}:\n{p}");
-    }
-    assert_eq!(id(&b, "app:b"), id(&a, "app:a"));
+    let p = b.build(&[
+        "-t",
+        "app:b",
+        "--cache-from",
+        &format!("type=local,src={}", dir.display()),
+    ]);
+    assert_all_cached(&p);
+    assert_eq!(b.id("app:b"), a.id("app:a"));
 }
 
 #[test]
 fn import_failures_warn_and_export_failures_fail() {
     let (reg, base) = seeded_registry();
-    let k = Kiln::empty();
+    // No retries: every failure here is final.
+    let k = Kiln::empty().var("KILN_REGISTRY_RETRIES", "0");
     context(&k, &base);
-    let retries = [("KILN_REGISTRY_RETRIES", "0")];
     let missing = format!("{}/cache:nothing-here", reg.host());
-    let p = build_env(
-        &k,
-        &[
-            "-t",
-            "app:1",
-            "--cache-from",
-            &missing,
-            "--cache-from",
-            "type=registry,ref=127.0.0.1:1/cache:x",
-            "--cache-from",
-            "type=local,src=/nonexistent/kiln-cache",
-        ],
-        &retries,
-    );
+    let p = k.build(&[
+        "-t",
+        "app:1",
+        "--cache-from",
+        &missing,
+        "--cache-from",
+        "type=registry,ref=127.0.0.1:1/cache:x",
+        "--cache-from",
+        "type=local,src=/nonexistent/kiln-cache",
+    ]);
     assert!(
         p.contains(&format!("warning: importing registry cache {missing}")),
         "{p}"
@@ -296,39 +269,31 @@ fn import_failures_warn_and_export_failures_fail() {
     // An export that cannot be done fails the build (after the image is
     // stored, as BuildKit's exporters run first)...
     k.write("config.txt", "level=9\n");
-    let e = build_fails(
-        &k,
-        &[
-            "-t",
-            "app:2",
-            "--cache-to",
-            "type=registry,ref=127.0.0.1:1/cache:x",
-        ],
-        &retries,
-    );
+    let e = k.build_fails(&[
+        "-t",
+        "app:2",
+        "--cache-to",
+        "type=registry,ref=127.0.0.1:1/cache:x",
+    ]);
     assert!(
         e.contains("exporting registry cache 127.0.0.1:1/cache:x"),
         "{e}"
     );
     // ...unless ignore-error=true.
-    let p = build_env(
-        &k,
-        &[
-            "-t",
-            "app:3",
-            "--cache-to",
-            "type=registry,ref=127.0.0.1:1/cache:x,ignore-error=true",
-        ],
-        &retries,
-    );
+    let p = k.build(&[
+        "-t",
+        "app:3",
+        "--cache-to",
+        "type=registry,ref=127.0.0.1:1/cache:x,ignore-error=true",
+    ]);
     assert!(
         p.contains("warning: exporting registry cache 127.0.0.1:1/cache:x"),
         "{p}"
     );
     // Bad specs are refused before any work.
-    let e = build_fails(&k, &["--cache-to", "type=registry,ref=x,mode=all"], &[]);
+    let e = k.build_fails(&["--cache-to", "type=registry,ref=x,mode=all"]);
     assert!(e.contains("invalid --cache-to"), "{e}");
-    let e = build_fails(&k, &["--cache-from", "type=gha"], &[]);
+    let e = k.build_fails(&["--cache-from", "type=gha"]);
     assert!(e.contains("invalid --cache-from"), "{e}");
 }
 
@@ -339,17 +304,12 @@ fn a_cache_manifest_is_readable_by_other_tools() {
     let k = Kiln::new();
     k.write("Dockerfile", "FROM busybox\nRUN echo hi > /hi\n");
     let cache = format!("{}/cache:tools", reg.host());
-    build(&k, &["--cache-to", &format!("type=registry,ref={cache}")]);
+    k.build(&["--cache-to", &format!("type=registry,ref={cache}")]);
     let out = k.path("copied");
-    let st = std::process::Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{cache}"))
-        .arg(format!("oci:{}:x", out.display()))
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    testkit::cli::run_ok(
+        std::process::Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{cache}"))
+            .arg(format!("oci:{}:x", out.display())),
     );
 }

@@ -5,31 +5,22 @@
 
 mod registry_common;
 
-use std::io::Write;
 use std::process::Stdio;
 
-use registry_common::{Env, two_layer_image};
+use registry_common::{Kiln, assert_empty_store, kiln, two_layer_image};
+use testkit::ArchiveStyle;
+use testkit::cli::run_with_stdin;
 use testkit::registry::TestRegistry;
 
-fn login(e: &Env, host: &str, user: &str, password: &str) -> std::process::Output {
-    let mut child = e
-        .cmd(&["login", "-u", user, "--password-stdin", host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+fn login(k: &Kiln, host: &str, user: &str, password: &str) -> std::process::Output {
+    run_with_stdin(
+        &mut k.cmd(&["login", "-u", user, "--password-stdin", host]),
+        format!("{password}\n").as_bytes(),
+    )
 }
 
-fn config_json(e: &Env) -> Option<serde_json::Value> {
-    let bytes = std::fs::read(e.docker_config.join("config.json")).ok()?;
+fn config_json(k: &Kiln) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(k.docker_config.join("config.json")).ok()?;
     Some(serde_json::from_slice(&bytes).unwrap())
 }
 
@@ -37,8 +28,8 @@ fn config_json(e: &Env) -> Option<serde_json::Value> {
 fn login_push_pull_logout() {
     let reg = TestRegistry::start_with_auth("alice", "wonderland");
     let host = reg.host();
-    let a = Env::new();
-    a.load(&[two_layer_image("app:1")]);
+    let a = kiln();
+    a.load(&[two_layer_image("app:1")], ArchiveStyle::Docker25);
     let target = format!("{host}/private/app:1");
 
     // No credentials: refused, with what to do about it.
@@ -98,26 +89,26 @@ fn login_push_pull_logout() {
     assert_eq!(b.id(&target), a.id("app:1"));
 
     // Logout removes them; pulls are refused again.
-    let (_, err) = a.ok(&["logout", host]);
+    let (_, err) = a.ok_with_stderr(&["logout", host]);
     assert!(
         err.contains(&format!("Removing login credentials for {host}")),
         "{err}"
     );
     let cfg = config_json(&a).unwrap();
     assert!(cfg["auths"].get(host).is_none(), "{cfg}");
-    let (_, err) = a.ok(&["logout", host]);
+    let (_, err) = a.ok_with_stderr(&["logout", host]);
     assert!(err.contains(&format!("Not logged in to {host}")), "{err}");
     let c = a.sibling("c");
     let err = c.fails(&["pull", &target]);
     assert!(err.contains("no credentials"), "{err}");
-    c.assert_empty_store();
+    assert_empty_store(&c);
 }
 
 #[test]
 fn credentials_written_by_docker_are_used() {
     let reg = TestRegistry::start_with_auth("bob", "builder");
     let host = reg.host();
-    let a = Env::new();
+    let a = kiln();
     std::fs::create_dir_all(&a.docker_config).unwrap();
     // As `docker login http://HOST` writes it: a URL key, base64 user:password.
     std::fs::write(
@@ -125,7 +116,7 @@ fn credentials_written_by_docker_are_used() {
         format!(r#"{{"auths":{{"http://{host}":{{"auth":"Ym9iOmJ1aWxkZXI="}}}},"detachKeys":"ctrl-e,e"}}"#),
     )
     .unwrap();
-    a.load(&[two_layer_image("app:1")]);
+    a.load(&[two_layer_image("app:1")], ArchiveStyle::Docker25);
     a.ok(&["push", "app:1", &format!("{host}/bob/app:1")]);
 
     // A stale password there: the registry's refusal is reported as such.
@@ -141,13 +132,13 @@ fn credentials_written_by_docker_are_used() {
         err.contains("unauthorized") && err.contains("refused the credentials of user \"bob\""),
         "{err}"
     );
-    b.assert_empty_store();
+    assert_empty_store(&b);
 }
 
 #[test]
 fn login_needs_a_user_and_password() {
     let reg = TestRegistry::start_with_auth("u", "p");
-    let a = Env::new();
+    let a = kiln();
     let out = a
         .cmd(&["login", reg.host()])
         .stdin(Stdio::null())
@@ -160,7 +151,7 @@ fn login_needs_a_user_and_password() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the password is empty"), "{err}");
     // -p works but warns.
-    let (_, err) = a.ok(&["login", "-u", "u", "-p", "p", reg.host()]);
+    let (_, err) = a.ok_with_stderr(&["login", "-u", "u", "-p", "p", reg.host()]);
     assert!(
         err.contains("WARNING! Using --password via the CLI is insecure"),
         "{err}"
@@ -175,8 +166,8 @@ fn bearer_tokens_from_the_challenge_realm() {
     let reg = TestRegistry::start();
     let gw = testkit::registry::FaultProxy::start_with_token_auth(reg.host(), "carol", "s3cret");
     let host = gw.host();
-    let a = Env::new();
-    a.load(&[two_layer_image("app:1")]);
+    let a = kiln();
+    a.load(&[two_layer_image("app:1")], ArchiveStyle::Docker25);
     let target = format!("{host}/team/app:1");
     let err = a.fails(&["push", "app:1", &target]);
     assert!(

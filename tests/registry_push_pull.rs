@@ -7,12 +7,13 @@ mod registry_common;
 
 use std::process::Command;
 
-use registry_common::{Env, sh, sha256, two_layer_image};
-use testkit::FixtureImage;
+use registry_common::{assert_empty_store, kiln, two_layer_image};
+use testkit::cli::{run_ok, run_stdout};
 use testkit::registry::{FaultProxy, TestRegistry};
+use testkit::{ArchiveStyle, FixtureImage, sha256};
 
 fn skopeo_raw(reference: &str) -> serde_json::Value {
-    let out = sh(Command::new("skopeo").args([
+    let out = run_stdout(Command::new("skopeo").args([
         "inspect",
         "--raw",
         "--tls-verify=false",
@@ -24,13 +25,13 @@ fn skopeo_raw(reference: &str) -> serde_json::Value {
 #[test]
 fn push_then_pull_into_an_empty_store_keeps_the_image() {
     let reg = TestRegistry::start();
-    let a = Env::new();
+    let a = kiln();
     let img = two_layer_image("app:1");
-    a.load(std::slice::from_ref(&img));
+    a.load(std::slice::from_ref(&img), ArchiveStyle::Docker25);
     let id = a.id("app:1");
     assert_eq!(id, sha256(&img.config_json()));
     let target = format!("{}/team/app:1", reg.host());
-    let (out, err) = a.ok(&["push", "app:1", &target]);
+    let (out, err) = a.ok_with_stderr(&["push", "app:1", &target]);
     let digest = out.trim().to_string();
     assert!(digest.starts_with("sha256:"), "{out}");
     assert!(err.contains("The push refers to repository"), "{err}");
@@ -49,7 +50,7 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
     }
     // skopeo copies it out, verifying every digest on the way.
     let oci = a.path("oci");
-    sh(Command::new("skopeo").args([
+    run_ok(Command::new("skopeo").args([
         "copy",
         "--src-tls-verify=false",
         &format!("docker://{target}"),
@@ -57,7 +58,7 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
     ]));
 
     // A second push sends nothing: every blob is already there.
-    let (out2, err2) = a.ok(&["push", "app:1", &target]);
+    let (out2, err2) = a.ok_with_stderr(&["push", "app:1", &target]);
     assert_eq!(out2, out);
     assert_eq!(err2.matches("Layer already exists").count(), 3, "{err2}");
     assert!(
@@ -67,35 +68,35 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
 
     // Pull into an empty state directory: same image ID, same layers.
     let b = a.sibling("b");
-    let (out, err) = b.ok(&["pull", &target]);
+    let (out, err) = b.ok_with_stderr(&["pull", &target]);
     assert_eq!(out.trim(), target);
     assert!(err.contains(&format!("Digest: {digest}")), "{err}");
     assert!(err.contains("Status: Downloaded newer image"), "{err}");
     assert_eq!(b.id(&target), id);
-    let rd = b.ok(&["inspect", "-f", "{{json .RepoDigests}}", &target]).0;
+    let rd = b.ok(&["inspect", "-f", "{{json .RepoDigests}}", &target]);
     assert!(
         rd.contains(&format!("{}/team/app@{digest}", reg.host())),
         "{rd}"
     );
-    let diff_a = a.ok(&["inspect", "-f", "{{json .RootFS}}", "app:1"]).0;
-    let diff_b = b.ok(&["inspect", "-f", "{{json .RootFS}}", &target]).0;
+    let diff_a = a.ok(&["inspect", "-f", "{{json .RootFS}}", "app:1"]);
+    let diff_b = b.ok(&["inspect", "-f", "{{json .RootFS}}", &target]);
     assert_eq!(diff_a, diff_b);
     // Same files: the flattened root filesystems are identical.
-    let ta = a.ok(&["export", "app:1"]).0.len();
-    let tb = b.ok(&["export", &target]).0.len();
+    let ta = a.ok_with_stderr(&["export", "app:1"]).0.len();
+    let tb = b.ok_with_stderr(&["export", &target]).0.len();
     assert_eq!(ta, tb);
     // Pulling again downloads nothing.
-    let (_, err) = b.ok(&["pull", &target]);
+    let (_, err) = b.ok_with_stderr(&["pull", &target]);
     assert!(err.contains("Status: Image is up to date"), "{err}");
     assert!(!err.contains("Pull complete"), "{err}");
 
     // By digest into a third store: untagged, found by name@digest.
     let c = a.sibling("c");
     let by_digest = format!("{}/team/app@{digest}", reg.host());
-    let (out, _) = c.ok(&["pull", &by_digest]);
+    let out = c.ok(&["pull", &by_digest]);
     assert_eq!(out.trim(), by_digest);
     assert_eq!(c.id(&by_digest), id);
-    let images = c.ok(&["images", "--format", "json"]).0;
+    let images = c.ok(&["images", "--format", "json"]);
     assert_eq!(images.lines().count(), 1, "{images}");
     assert!(images.contains("\"Tag\":\"<none>\""), "untagged: {images}");
 }
@@ -103,7 +104,7 @@ fn push_then_pull_into_an_empty_store_keeps_the_image() {
 #[test]
 fn pulls_what_skopeo_pushed_and_pushes_back_unchanged() {
     let reg = TestRegistry::start();
-    let a = Env::new();
+    let a = kiln();
     // A docker-archive written by testkit, pushed by skopeo (docker v2s2,
     // gzip layers compressed by skopeo).
     let img = FixtureImage::busybox("sk:1");
@@ -116,7 +117,7 @@ fn pulls_what_skopeo_pushed_and_pushes_back_unchanged() {
     )
     .unwrap();
     let src = format!("{}/skopeo/busybox:1", reg.host());
-    sh(Command::new("skopeo").args([
+    run_ok(Command::new("skopeo").args([
         "copy",
         "--dest-tls-verify=false",
         &format!("docker-archive:{}", archive.display()),
@@ -130,18 +131,18 @@ fn pulls_what_skopeo_pushed_and_pushes_back_unchanged() {
     // Through a (fault-free) proxy, to see the requests.
     let proxy = FaultProxy::start(reg.host());
     let via = |r: &str| r.replacen(reg.host(), proxy.host(), 1);
-    let (_, err) = a.ok(&["pull", &via(&src)]);
+    let (_, err) = a.ok_with_stderr(&["pull", &via(&src)]);
     assert!(err.contains("Pull complete"), "{err}");
     assert_eq!(a.id(&via(&src)), sha256(&img.config_json()));
 
     // Pushed to another repository of the same registry: the layer is
     // mounted, not uploaded, and the manifest (so its digest) is kept.
     let dst = format!("{}/copies/busybox:1", reg.host());
-    let (out, err) = a.ok(&["push", &via(&src), &via(&dst)]);
+    let (out, err) = a.ok_with_stderr(&["push", &via(&src), &via(&dst)]);
     assert!(err.contains("Mounted"), "{err}");
     let log = proxy.log().join("\n");
     assert!(log.contains("mount=") && log.contains("-> 201"), "{log}");
-    let original = sh(Command::new("skopeo").args([
+    let original = run_stdout(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
         "--format",
@@ -156,9 +157,9 @@ fn pulls_what_skopeo_pushed_and_pushes_back_unchanged() {
 fn chunked_uploads_docker_format_and_uncompressed_layers() {
     let reg = TestRegistry::start();
     let proxy = FaultProxy::start(reg.host());
-    let a = Env::new().var("KILN_REGISTRY_CHUNK_SIZE", "256k");
+    let a = kiln().var("KILN_REGISTRY_CHUNK_SIZE", "256k");
     let img = FixtureImage::busybox("big:1");
-    a.load(std::slice::from_ref(&img));
+    a.load(std::slice::from_ref(&img), ArchiveStyle::Docker25);
     let target = format!("{}/chunked:1", proxy.host());
     a.ok(&[
         "push",
@@ -200,7 +201,7 @@ fn chunked_uploads_docker_format_and_uncompressed_layers() {
 #[test]
 fn multi_platform_index_selection() {
     let reg = TestRegistry::start();
-    let a = Env::new();
+    let a = kiln();
     let host_arch = testkit::host_arch();
     let other = if host_arch == "arm64" {
         "amd64"
@@ -216,7 +217,7 @@ fn multi_platform_index_selection() {
     )
     .unwrap();
     let target = format!("{}/multi:1", reg.host());
-    sh(Command::new("skopeo").args([
+    run_ok(Command::new("skopeo").args([
         "copy",
         "--all",
         "--dest-tls-verify=false",
@@ -228,26 +229,26 @@ fn multi_platform_index_selection() {
 
     // Default: this machine's platform.
     a.ok(&["pull", &target]);
-    let arch = a.ok(&["inspect", "-f", "{{.Architecture}}", &target]).0;
+    let arch = a.ok(&["inspect", "-f", "{{.Architecture}}", &target]);
     assert_eq!(arch.trim(), host_arch);
-    let md = a.ok(&["inspect", "-f", "{{json .Descriptor}}", &target]).0;
+    let md = a.ok(&["inspect", "-f", "{{json .Descriptor}}", &target]);
     assert!(md.contains(&digests[0]), "{md}");
 
     // --platform picks the other one; the tag moves to it.
     let b = a.sibling("b");
-    let (_, err) = b.ok(&["pull", "--platform", &format!("linux/{other}"), &target]);
+    let (_, err) = b.ok_with_stderr(&["pull", "--platform", &format!("linux/{other}"), &target]);
     assert!(err.contains("Pull complete"), "{err}");
-    let arch = b.ok(&["inspect", "-f", "{{.Architecture}}", &target]).0;
+    let arch = b.ok(&["inspect", "-f", "{{.Architecture}}", &target]);
     assert_eq!(arch.trim(), other);
     // The repo digest is the index's, as docker records it.
-    let index_digest = sh(Command::new("skopeo").args([
+    let index_digest = run_stdout(Command::new("skopeo").args([
         "inspect",
         "--raw",
         "--tls-verify=false",
         &format!("docker://{target}"),
     ]));
     let index_digest = sha256(index_digest.as_bytes());
-    let rd = b.ok(&["inspect", "-f", "{{json .RepoDigests}}", &target]).0;
+    let rd = b.ok(&["inspect", "-f", "{{json .RepoDigests}}", &target]);
     assert!(rd.contains(&index_digest), "{rd} vs {index_digest}");
 
     // A platform the index lacks: a clear error, nothing stored.
@@ -259,7 +260,7 @@ fn multi_platform_index_selection() {
             && err.contains(&format!("linux/{other}")),
         "{err}"
     );
-    c.assert_empty_store();
+    assert_empty_store(&c);
     let err = c.fails(&["pull", "--platform", "linux/", &target]);
     assert!(err.contains("invalid platform"), "{err}");
 }
@@ -267,13 +268,13 @@ fn multi_platform_index_selection() {
 #[test]
 fn errors_name_what_is_missing() {
     let reg = TestRegistry::start();
-    let a = Env::new();
+    let a = kiln();
     let err = a.fails(&["pull", &format!("{}/nope:1", reg.host())]);
     assert!(
         err.contains(&format!("manifest for {}/nope:1: not found", reg.host())),
         "{err}"
     );
-    a.assert_empty_store();
+    assert_empty_store(&a);
     let err = a.fails(&["push", "missing:1", &format!("{}/x:1", reg.host())]);
     assert!(err.contains("no such image: missing:1"), "{err}");
     // Nothing listens there.

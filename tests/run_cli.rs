@@ -42,16 +42,16 @@ fn runs_a_command_and_passes_its_output() {
 #[test]
 fn exit_status_is_the_containers() {
     let k = Kiln::new();
-    let (code, _) = k.fails(&["run", "--rm", "busybox", "sh", "-c", "exit 7"]);
+    let (code, _) = k.fails_with_code(&["run", "--rm", "busybox", "sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
-    let (code, err) = k.fails(&["run", "--rm", "busybox", "no-such-command"]);
+    let (code, err) = k.fails_with_code(&["run", "--rm", "busybox", "no-such-command"]);
     assert_eq!(code, 127, "{err}");
-    let (code, err) = k.fails(&["run", "--rm", "busybox", "/etc/passwd"]);
+    let (code, err) = k.fails_with_code(&["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(code, 126, "{err}");
-    let (code, err) = k.fails(&["run", "--rm", "no-such-image", "true"]);
+    let (code, err) = k.fails_with_code(&["run", "--rm", "no-such-image", "true"]);
     assert_eq!(code, 1);
     assert!(err.contains("no-such-image"), "{err}");
-    let (code, _) = k.fails(&["run", "--rm", "busybox", "sh", "-c", "kill -9 $$"]);
+    let (code, _) = k.fails_with_code(&["run", "--rm", "busybox", "sh", "-c", "kill -9 $$"]);
     assert_eq!(code, 137);
 }
 
@@ -76,7 +76,7 @@ fn entrypoint_and_cmd_follow_docker() {
     assert_eq!(k.ok(&["run", "--rm", "cmd:1"]), "from-cmd /root\n");
     // No command at all.
     import_with(&k, "nocmd:1", &[]);
-    let (code, err) = k.fails(&["run", "--rm", "nocmd:1"]);
+    let (code, err) = k.fails_with_code(&["run", "--rm", "nocmd:1"]);
     assert_eq!(code, 125);
     assert!(err.contains("no command"), "{err}");
 }
@@ -87,8 +87,8 @@ fn environment_from_image_flags_and_files() {
     import_with(&k, "env:1", &["ENV A=image B=image"]);
     let envfile = k.path("env.list");
     std::fs::write(&envfile, "# comment\nB=file\nC=file\nFROM_HOST\n").unwrap();
-    let out = k
-        .cmd(&[
+    let out = testkit::cli::run_ok(
+        k.cmd(&[
             "run",
             "--rm",
             "--env-file",
@@ -103,10 +103,8 @@ fn environment_from_image_flags_and_files() {
             "echo $A $B $C $FROM_HOST $FROM_HOST2 $PATH",
         ])
         .env("FROM_HOST", "h1")
-        .env("FROM_HOST2", "h2")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+        .env("FROM_HOST2", "h2"),
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "image file flag h1 h2 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
@@ -135,7 +133,7 @@ fn volumes_workdir_user_hostname() {
     );
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "back\n");
     let ro = format!("{}:/data:ro", host.display());
-    let (code, _) = k.fails(&[
+    let (code, _) = k.fails_with_code(&[
         "run",
         "--rm",
         "-v",
@@ -180,7 +178,7 @@ fn network_none_sees_only_loopback() {
         "ls /sys/class/net",
     ]);
     assert_eq!(out, "lo\n");
-    let (code, err) = k.fails(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
+    let (code, err) = k.fails_with_code(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
     assert_eq!(code, 125, "{err}");
 }
 
@@ -193,7 +191,7 @@ fn limits_are_accepted_and_validated() {
         ]),
         "ok\n"
     );
-    let (code, err) = k.fails(&["run", "--rm", "--memory", "1k", "busybox", "true"]);
+    let (code, err) = k.fails_with_code(&["run", "--rm", "--memory", "1k", "busybox", "true"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("memory"), "{err}");
 }

@@ -3,31 +3,25 @@
 
 mod store_common;
 
-use store_common::{Kiln, sh, untar};
+use store_common::{Kiln, kiln};
+use testkit::cli::{require, run_ok, run_stdout};
+use testkit::fs::{tree, untar};
 use testkit::{ArchiveStyle, FixtureImage};
 
 fn with_busybox() -> Kiln {
     testkit::require_busybox();
-    let k = Kiln::new();
-    let p = k.path("bb.tar");
-    testkit::write_docker_archive(
-        &p,
+    let k = kiln();
+    k.load(
         &[FixtureImage::busybox("busybox:latest")],
         ArchiveStyle::Legacy,
-        false,
-    )
-    .unwrap();
-    k.ok(&["load", "-q", "-i", p.to_str().unwrap()]);
+    );
     k
 }
 
 #[test]
 fn images_table_quiet_json_and_filters() {
     let k = with_busybox();
-    let id = k
-        .ok(&["inspect", "-f", "{{.Id}}", "busybox"])
-        .trim()
-        .to_string();
+    let id = k.id("busybox");
     let table = k.ok(&["images"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
@@ -171,23 +165,17 @@ fn import_export_prune_and_df() {
     let (r1, r2) = (k.path("r1"), k.path("r2"));
     untar(&e1, &r1);
     untar(&e2, &r2);
-    assert_eq!(store_common::tree(&r1), store_common::tree(&r2));
+    assert_eq!(tree(&r1), tree(&r2));
     // import from stdin.
-    let out = k
-        .cmd(&["import", "-", "stdin:1"])
-        .stdin(std::fs::File::open(&e1).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        k.cmd(&["import", "-", "stdin:1"])
+            .stdin(std::fs::File::open(&e1).unwrap()),
     );
     // bzip2 and xz, as docker import takes them.
     for (tool, ext) in [("bzip2", "bz2"), ("xz", "xz")] {
-        store_common::require(tool);
+        require(tool);
         let p = k.path(&format!("e1.tar.{ext}"));
-        let data = sh(std::process::Command::new("sh").arg("-c").arg(format!(
+        let data = run_stdout(std::process::Command::new("sh").arg("-c").arg(format!(
             "{tool} -c {} > {} && echo ok",
             e1.display(),
             p.display()
@@ -213,6 +201,6 @@ fn import_export_prune_and_df() {
     let out = k.ok(&["prune", "--all"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(k.ok(&["images", "-q"]).lines().count(), 1);
-    let tars = sh(std::process::Command::new("tar").arg("-tf").arg(&e1));
+    let tars = run_stdout(std::process::Command::new("tar").arg("-tf").arg(&e1));
     assert!(tars.lines().any(|l| l == "bin/busybox"), "{tars}");
 }

@@ -9,7 +9,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use store_common::{Kiln, ls};
+use store_common::{Kiln, kiln};
+use testkit::fs::ls;
 use testkit::{ArchiveStyle, FixtureImage};
 
 /// Two images, one with a 24 MiB layer, so a load takes a while.
@@ -56,7 +57,7 @@ fn wait_for_partial_blob(k: &Kiln, deadline: Duration) -> bool {
 #[test]
 fn load_killed_midway_leaves_no_image_and_no_partial_blob() {
     testkit::require_busybox();
-    let k = Kiln::new();
+    let k = kiln();
     let archive = big_archive(&k, ArchiveStyle::Docker25, false);
     let bytes = std::fs::read(&archive).unwrap();
     for fraction in [0.3, 0.6, 0.9] {
@@ -110,7 +111,7 @@ fn load_killed_midway_leaves_no_image_and_no_partial_blob() {
 #[test]
 fn kill_at_any_moment_leaves_a_working_store() {
     testkit::require_busybox();
-    let k = Kiln::new();
+    let k = kiln();
     let archive = big_archive(&k, ArchiveStyle::Legacy, true);
     let a = archive.to_str().unwrap();
     let mut seen = [0; 3];
@@ -148,7 +149,7 @@ fn kill_at_any_moment_leaves_a_working_store() {
 #[test]
 fn concurrent_processes_share_one_store() {
     testkit::require_busybox();
-    let k = Kiln::new();
+    let k = kiln();
     let mut archives = Vec::new();
     for i in 0..4 {
         let mut img = FixtureImage::busybox(&format!("img{i}:1"));

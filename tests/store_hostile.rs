@@ -4,7 +4,8 @@
 
 mod store_common;
 
-use store_common::Kiln;
+use store_common::{Kiln, kiln};
+use testkit::fs::{tar_dir, untar};
 use testkit::rawtar::{RawEntry as E, raw_tar};
 use testkit::{ArchiveStyle, FixtureImage};
 
@@ -66,7 +67,7 @@ fn hostile_layers_are_refused_and_leave_nothing() {
     ];
     for style in [ArchiveStyle::Legacy, ArchiveStyle::Docker25] {
         for (name, entries, want) in &cases {
-            let k = Kiln::new();
+            let k = kiln();
             let archive = archive_with_layer(&k, raw_tar(entries), style);
             let err = k.fails(&["load", "-i", &archive]);
             assert!(err.contains(want), "{name} ({style:?}): {err}");
@@ -82,12 +83,12 @@ fn hostile_layers_are_refused_and_leave_nothing() {
 
 #[test]
 fn digest_mismatches_are_refused() {
-    let k = Kiln::new();
+    let k = kiln();
     // An OCI layout whose manifest blob is stored under the wrong name.
     let good = k.path("good.tar");
     testkit::write_oci_archive(&good, &FixtureImage::busybox("b:1"), false).unwrap();
     let dir = k.path("layout");
-    store_common::untar(&good, &dir);
+    untar(&good, &dir);
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let mdigest = index["manifests"][0]["digest"]
@@ -99,14 +100,7 @@ fn digest_mismatches_are_refused() {
     manifest.extend_from_slice(b" ");
     std::fs::write(&mpath, &manifest).unwrap();
     let bad = k.path("bad-manifest.tar");
-    store_common::sh(
-        std::process::Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&bad)
-            .arg("."),
-    );
+    tar_dir(&dir, &bad);
     let err = k.fails(&["load", "-i", bad.to_str().unwrap()]);
     assert!(
         err.contains("digest mismatch") && err.contains(&mdigest[7..]),
@@ -115,7 +109,7 @@ fn digest_mismatches_are_refused() {
     assert_store_empty(&k, "manifest digest");
 
     // A docker-archive whose config lists another diffID for its layer.
-    let k = Kiln::new();
+    let k = kiln();
     let mut img = FixtureImage::busybox("b:1");
     let cfg_layers = vec![raw_tar(&[E::file("other", b"x")])];
     let config_liar = FixtureImage {
@@ -128,7 +122,7 @@ fn digest_mismatches_are_refused() {
         .unwrap();
     // Swap the config for one with the other diffID, keeping names consistent.
     let dir = k.path("liar");
-    store_common::untar(&p, &dir);
+    untar(&p, &dir);
     let real_hex = testkit::sha256(&img.config_json())[7..].to_string();
     let liar_hex = testkit::sha256(&liar_config)[7..].to_string();
     std::fs::remove_file(dir.join(format!("{real_hex}.json"))).unwrap();
@@ -138,14 +132,7 @@ fn digest_mismatches_are_refused() {
         .replace(&real_hex, &liar_hex);
     std::fs::write(dir.join("manifest.json"), m).unwrap();
     let bad = k.path("bad-diffid.tar");
-    store_common::sh(
-        std::process::Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&bad)
-            .arg("."),
-    );
+    tar_dir(&dir, &bad);
     let err = k.fails(&["load", "-i", bad.to_str().unwrap()]);
     assert!(
         err.contains("digest mismatch") && err.contains("diffID"),
@@ -157,7 +144,7 @@ fn digest_mismatches_are_refused() {
 
 #[test]
 fn truncated_and_garbage_input_is_refused() {
-    let k = Kiln::new();
+    let k = kiln();
     let good = k.path("good.tar");
     testkit::write_docker_archive(
         &good,
@@ -190,7 +177,7 @@ fn truncated_and_garbage_input_is_refused() {
         assert_store_empty(&k, name);
     }
     // A truncated layer inside an intact archive.
-    let k = Kiln::new();
+    let k = kiln();
     let layer = testkit::busybox_layer();
     let archive = archive_with_layer(
         &k,
@@ -202,7 +189,7 @@ fn truncated_and_garbage_input_is_refused() {
     assert_store_empty(&k, "truncated layer");
 
     // import refuses hostile and truncated rootfs tars too.
-    let k = Kiln::new();
+    let k = kiln();
     let p = k.path("rootfs.tar");
     std::fs::write(&p, raw_tar(&[E::file("../x", b"x")])).unwrap();
     let err = k.fails(&["import", p.to_str().unwrap(), "bad:1"]);
@@ -215,7 +202,7 @@ fn truncated_and_garbage_input_is_refused() {
 
 #[test]
 fn bad_references_are_named() {
-    let k = Kiln::new();
+    let k = kiln();
     let err = k.fails(&["tag", "nothing", "Bad/Name"]);
     assert!(
         err.contains("\"Bad/Name\"") && err.contains("lowercase"),

@@ -6,7 +6,9 @@ mod store_common;
 
 use std::process::Command;
 
-use store_common::{Kiln, require, sh, tree, untar};
+use store_common::{Kiln, kiln};
+use testkit::cli::{require, run_ok, run_ok_with_stdin, run_stdout};
+use testkit::fs::{tar_dir, tree, untar};
 use testkit::{ArchiveStyle, FixtureImage};
 
 /// busybox plus a second layer that deletes, replaces and adds files.
@@ -48,21 +50,25 @@ fn saved_archive_is_read_by_skopeo_and_umoci_and_matches_export() {
         (ArchiveStyle::Legacy, true),
         (ArchiveStyle::Docker25, false),
     ] {
-        let k = Kiln::new();
+        let k = kiln();
         load_fixture(&k, style, gzip);
         let saved = k.path("saved.tar");
         k.ok(&["save", "-o", saved.to_str().unwrap(), "app:1"]);
 
         // skopeo reads it as a docker-archive.
-        let info = sh(Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("docker-archive:{}", saved.display())));
+        let info = run_stdout(
+            Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("docker-archive:{}", saved.display())),
+        );
         let info: serde_json::Value = serde_json::from_str(&info).unwrap();
         assert_eq!(info["Layers"].as_array().unwrap().len(), 2, "{info}");
         let id = k.ok(&["inspect", "-f", "{{.Id}}", "app:1"]);
-        let raw_cfg = sh(Command::new("skopeo")
-            .args(["inspect", "--config", "--raw"])
-            .arg(format!("docker-archive:{}", saved.display())));
+        let raw_cfg = run_stdout(
+            Command::new("skopeo")
+                .args(["inspect", "--config", "--raw"])
+                .arg(format!("docker-archive:{}", saved.display())),
+        );
         assert_eq!(
             testkit::sha256(raw_cfg.as_bytes()),
             id.trim(),
@@ -71,24 +77,20 @@ fn saved_archive_is_read_by_skopeo_and_umoci_and_matches_export() {
 
         // skopeo copies it to an OCI directory; umoci unpacks that.
         let oci = k.path("oci");
-        sh(Command::new("skopeo")
-            .arg("copy")
-            .arg(format!("docker-archive:{}", saved.display()))
-            .arg(format!("oci:{}:app", oci.display())));
+        run_ok(
+            Command::new("skopeo")
+                .arg("copy")
+                .arg(format!("docker-archive:{}", saved.display()))
+                .arg(format!("oci:{}:app", oci.display())),
+        );
         let via_skopeo = k.path("bundle-skopeo");
-        sh(Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:app", oci.display()))
-            .arg(&via_skopeo));
+        umoci_unpack(&format!("{}:app", oci.display()), &via_skopeo);
 
         // umoci also unpacks kiln's own OCI layout (the same tar).
         let layout = k.path("layout");
         untar(&saved, &layout);
         let via_kiln = k.path("bundle-kiln");
-        sh(Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:1", layout.display()))
-            .arg(&via_kiln));
+        umoci_unpack(&format!("{}:1", layout.display()), &via_kiln);
 
         // kiln export, extracted, is the same tree.
         let exported = k.path("export.tar");
@@ -124,7 +126,7 @@ fn saved_archive_is_read_by_skopeo_and_umoci_and_matches_export() {
 #[test]
 fn save_is_byte_identical_and_reloads_identically() {
     testkit::require_busybox();
-    let k = Kiln::new();
+    let k = kiln();
     load_fixture(&k, ArchiveStyle::Docker25, false);
     k.ok(&["tag", "app:1", "localhost:5000/team/app:2"]);
     let (a, b) = (k.path("a.tar"), k.path("b.tar"));
@@ -135,18 +137,14 @@ fn save_is_byte_identical_and_reloads_identically() {
         "app:1",
         "localhost:5000/team/app:2",
     ]);
-    let out = k
-        .cmd(&["save", "app:1", "localhost:5000/team/app:2"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = run_ok(&mut k.cmd(&["save", "app:1", "localhost:5000/team/app:2"]));
     std::fs::write(&b, &out.stdout).unwrap();
     assert!(
         std::fs::read(&a).unwrap() == out.stdout,
         "save to a file and to stdout differ"
     );
 
-    let k2 = Kiln::new();
+    let k2 = kiln();
     let out = k2.ok(&["load", "-i", b.to_str().unwrap()]);
     assert_eq!(
         out,
@@ -158,7 +156,7 @@ fn save_is_byte_identical_and_reloads_identically() {
         k2.ok(&["inspect", "-f", q, "app:1"])
     );
     // And it is a Docker 25 style archive: both views present.
-    let names = sh(Command::new("tar").arg("-tf").arg(&a));
+    let names = run_stdout(Command::new("tar").arg("-tf").arg(&a));
     for member in [
         "manifest.json",
         "repositories",
@@ -176,7 +174,7 @@ fn save_is_byte_identical_and_reloads_identically() {
 #[test]
 fn loads_oci_layout_zstd_and_several_images_from_stdin() {
     testkit::require_busybox();
-    let k = Kiln::new();
+    let k = kiln();
     // An OCI layout with zstd layers, made by skopeo-independent code.
     let img = FixtureImage::busybox("ignored:tag");
     let oci = k.path("oci.tar");
@@ -184,7 +182,7 @@ fn loads_oci_layout_zstd_and_several_images_from_stdin() {
     let out = k.ok(&["load", "-i", oci.to_str().unwrap()]);
     assert!(out.starts_with("Loaded image ID: sha256:"), "{out}");
 
-    let zk = Kiln::new();
+    let zk = kiln();
     let mut zimg = FixtureImage::busybox("z:1");
     zimg.layers = vec![testkit::busybox_layer()];
     let plain = zk.path("plain.tar");
@@ -200,19 +198,14 @@ fn loads_oci_layout_zstd_and_several_images_from_stdin() {
         }
     }
     let zarch = zk.path("zstd.tar");
-    sh(Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .arg("-cf")
-        .arg(&zarch)
-        .arg("."));
+    tar_dir(&dir, &zarch);
     assert_eq!(
         zk.ok(&["load", "-i", zarch.to_str().unwrap()]),
         "Loaded image: z:1\n"
     );
 
     // Several images through stdin.
-    let sk = Kiln::new();
+    let sk = kiln();
     let many = sk.path("many.tar");
     testkit::write_docker_archive(
         &many,
@@ -221,16 +214,7 @@ fn loads_oci_layout_zstd_and_several_images_from_stdin() {
         true,
     )
     .unwrap();
-    let out = sk
-        .cmd(&["load"])
-        .stdin(std::fs::File::open(&many).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(sk.cmd(&["load"]).stdin(std::fs::File::open(&many).unwrap()));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "Loaded image: one:1\nLoaded image: two:2\n"
@@ -239,18 +223,15 @@ fn loads_oci_layout_zstd_and_several_images_from_stdin() {
     assert_eq!(listed.lines().count(), 2);
 }
 
+/// `umoci unpack --image IMAGE BUNDLE`.
+fn umoci_unpack(image: &str, bundle: &std::path::Path) {
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", image])
+            .arg(bundle),
+    );
+}
+
 fn zstd_compress(data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("zstd")
-        .args(["-q", "-c"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("zstd (installed with skopeo's dependencies)");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = data.to_vec();
-    let t = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data).unwrap());
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    assert!(out.status.success());
-    out.stdout
+    run_ok_with_stdin(Command::new("zstd").args(["-q", "-c"]), data).stdout
 }

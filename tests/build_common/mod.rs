@@ -1,52 +1,93 @@
-//! Shared helpers of the `build_*` and `run_*` integration tests: an
-//! isolated state directory with the testkit busybox image loaded, a build
-//! context directory, and running the real `kiln` binary.
+//! Shared helpers of the `build_*` and `run_*` integration tests:
+//! testkit's [`testkit::cli::Kiln`] runner with a build context directory
+//! (`ctx/`, where commands run) and the busybox fixture loaded, builds
+//! with plain progress, what the resulting images hold, and reading the
+//! progress's step outcomes.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-/// A temporary directory holding a fresh state directory (`root/`) with
-/// `busybox:latest` loaded, and a build context (`ctx/`).
+use testkit::cli::run_ok;
+use testkit::{ArchiveStyle, FixtureImage};
+
+/// A state directory (testkit's runner, for this crate's `kiln` binary)
+/// and a build context `ctx/` beside it, where commands run.
 pub(crate) struct Kiln {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) root: PathBuf,
+    kiln: testkit::cli::Kiln,
     pub(crate) ctx: PathBuf,
 }
 
+impl Deref for Kiln {
+    type Target = testkit::cli::Kiln;
+    fn deref(&self) -> &testkit::cli::Kiln {
+        &self.kiln
+    }
+}
+
 impl Kiln {
-    /// A fresh state directory with the busybox fixture loaded.
+    /// A fresh state directory with the busybox fixture loaded as
+    /// `busybox:latest`.
+    #[track_caller]
     pub(crate) fn new() -> Kiln {
         let k = Kiln::empty();
-        let archive = k.dir.path().join("busybox.tar");
-        testkit::write_docker_archive(
-            &archive,
-            &[testkit::FixtureImage::busybox("busybox:latest")],
-            testkit::ArchiveStyle::Docker25,
-            false,
-        )
-        .expect("write busybox archive");
-        k.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+        k.load(
+            &[FixtureImage::busybox("busybox:latest")],
+            ArchiveStyle::Docker25,
+        );
         k
     }
 
     /// A fresh state directory with nothing loaded.
     pub(crate) fn empty() -> Kiln {
         testkit::require_busybox();
-        let dir = tempfile::Builder::new()
-            .prefix("kiln-test-")
-            .tempdir_in(test_tmp())
-            .expect("tempdir");
-        let root = dir.path().join("root");
-        let ctx = dir.path().join("ctx");
+        let kiln = testkit::cli::Kiln::new(env!("CARGO_BIN_EXE_kiln"));
+        let ctx = kiln.path("ctx");
         std::fs::create_dir_all(&ctx).unwrap();
-        Kiln { dir, root, ctx }
+        Kiln {
+            kiln: kiln.in_dir(&ctx),
+            ctx,
+        }
     }
 
-    /// A path inside the test's temporary directory.
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+    /// [`Kiln::new`] with `testdata/dockerfiles/<case>/` copied into the
+    /// context directory.
+    pub(crate) fn with_case(case: &str) -> Kiln {
+        let k = Kiln::new();
+        k.add_case(case);
+        k
+    }
+
+    /// Sets `key=value` for every run.
+    pub(crate) fn var(self, key: &str, value: &str) -> Kiln {
+        Kiln {
+            kiln: self.kiln.var(key, value),
+            ctx: self.ctx,
+        }
+    }
+
+    /// Copies a testdata case into the context directory.
+    #[track_caller]
+    pub(crate) fn add_case(&self, case: &str) {
+        self.add_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/dockerfiles")
+                .join(case),
+        );
+    }
+
+    /// Copies the contents of `src` into the context directory (`cp -a`).
+    #[track_caller]
+    pub(crate) fn add_dir(&self, src: &Path) {
+        run_ok(
+            Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", src.display()))
+                .arg(&self.ctx),
+        );
     }
 
     /// Writes a file (and its parents) into the build context.
@@ -57,163 +98,53 @@ impl Kiln {
         p
     }
 
-    /// `kiln --root ROOT ARGS…`, not yet run, in the context directory.
-    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .current_dir(&self.ctx)
-            .stdin(Stdio::null())
-            .env_remove("KILN_ROOT")
-            .env_remove("BUILDKIT_PROGRESS");
+    /// `kiln build --progress=plain ARGS… CTX`, not yet run.
+    pub(crate) fn build_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd(&["build", "--progress=plain"]);
+        c.args(args).arg(&self.ctx);
         c
-    }
-
-    /// Runs and returns the output.
-    pub(crate) fn output(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run kiln")
-    }
-
-    /// Runs and expects success; returns stdout.
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "kiln {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
-    }
-
-    /// Runs and expects failure; returns (exit code, stderr).
-    pub(crate) fn fails(&self, args: &[&str]) -> (i32, String) {
-        let out = self.output(args);
-        assert!(
-            !out.status.success(),
-            "kiln {args:?} should have failed; stdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// `kiln run --rm IMAGE sh -c SCRIPT`, expecting success; its stdout.
-    pub(crate) fn sh(&self, image: &str, script: &str) -> String {
-        self.ok(&["run", "--rm", image, "sh", "-c", script])
-    }
-
-    /// Lines of `/proc/self/mountinfo` that mention the state directory.
-    pub(crate) fn mounts_under_root(&self) -> Vec<String> {
-        mounts_mentioning(&self.root)
-    }
-
-    /// Entries under the store's `tmp/` (live or dead processes' areas).
-    pub(crate) fn tmp_entries(&self) -> Vec<String> {
-        ls(&self.root.join("tmp"))
-    }
-}
-
-/// Lines of `/proc/self/mountinfo` mentioning `p`.
-pub(crate) fn mounts_mentioning(p: &Path) -> Vec<String> {
-    let p = p.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(&p))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Sorted names in a directory (empty if it does not exist).
-pub(crate) fn ls(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    v.sort();
-    v
-}
-
-/// Where test directories go: beside the target directory when possible
-/// (a real disk with overlayfs support), else the system temp dir.
-pub(crate) fn test_tmp() -> PathBuf {
-    let base = std::env::var_os("KILN_TEST_TMP")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base).unwrap();
-    base
-}
-
-/// One entry of an exported filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FsEntry {
-    pub(crate) kind: char,
-    pub(crate) mode: u32,
-    pub(crate) uid: u64,
-    pub(crate) gid: u64,
-    /// File content, or symlink target.
-    pub(crate) data: Vec<u8>,
-}
-
-impl Kiln {
-    /// Copies `testdata/dockerfiles/<case>/` into the context directory.
-    pub(crate) fn with_case(case: &str) -> Kiln {
-        let k = Kiln::new();
-        k.add_case(case);
-        k
-    }
-
-    /// Copies a testdata case into the context directory.
-    pub(crate) fn add_case(&self, case: &str) {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/dockerfiles")
-            .join(case);
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", src.display()))
-            .arg(&self.ctx)
-            .status()
-            .unwrap();
-        assert!(st.success(), "copy {}", src.display());
     }
 
     /// `kiln build --progress=plain ARGS… CTX`, expecting success;
     /// returns stderr (the progress).
+    #[track_caller]
     pub(crate) fn build(&self, args: &[&str]) -> String {
-        let out = self.build_output(args);
-        assert!(
-            out.status.success(),
-            "kiln build {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(&mut self.build_cmd(args));
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// `kiln build --progress=plain ARGS… CTX`, whatever happens.
     pub(crate) fn build_output(&self, args: &[&str]) -> Output {
-        let mut a: Vec<&str> = vec!["build", "--progress=plain"];
-        a.extend_from_slice(args);
-        let ctx = self.ctx.to_str().unwrap().to_string();
-        a.push(&ctx);
-        self.output(&a)
+        self.build_cmd(args).output().expect("run kiln build")
     }
 
-    /// The flattened filesystem of an image, from `kiln export`.
-    pub(crate) fn files(&self, image: &str) -> std::collections::BTreeMap<String, FsEntry> {
+    /// `kiln build --progress=plain ARGS… CTX`, expecting failure;
+    /// returns stderr.
+    #[track_caller]
+    pub(crate) fn build_fails(&self, args: &[&str]) -> String {
+        let out = testkit::cli::run_fails(&mut self.build_cmd(args));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kiln run --rm IMAGE sh -c SCRIPT`, expecting success; its stdout.
+    #[track_caller]
+    pub(crate) fn sh(&self, image: &str, script: &str) -> String {
+        self.ok(&["run", "--rm", image, "sh", "-c", script])
+    }
+
+    /// The content of one file of an image.
+    #[track_caller]
+    pub(crate) fn file(&self, image: &str, path: &str) -> String {
+        self.sh(image, &format!("cat {path}"))
+    }
+
+    /// The flattened filesystem of an image, from `kiln export` (kept as
+    /// `export.tar` in the test's directory).
+    pub(crate) fn files(&self, image: &str) -> BTreeMap<String, FsEntry> {
         let tar_path = self.path("export.tar");
         self.ok(&["export", "-o", tar_path.to_str().unwrap(), image]);
         let mut ar = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
-        let mut out = std::collections::BTreeMap::new();
+        let mut out = BTreeMap::new();
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();
             let path = e
@@ -257,11 +188,6 @@ impl Kiln {
         out
     }
 
-    /// The content of one file of an image.
-    pub(crate) fn file(&self, image: &str, path: &str) -> String {
-        self.sh(image, &format!("cat {path}"))
-    }
-
     /// `kiln inspect IMAGE` as JSON.
     pub(crate) fn inspect(&self, image: &str) -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", image])).unwrap();
@@ -277,12 +203,23 @@ impl Kiln {
     }
 }
 
+/// One entry of an exported filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FsEntry {
+    pub(crate) kind: char,
+    pub(crate) mode: u32,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    /// File content, or symlink target.
+    pub(crate) data: Vec<u8>,
+}
+
 /// Step lines of plain progress: (name, outcome) where outcome is
 /// `CACHED`, `DONE` or `ERROR`, in order of first appearance.
 pub(crate) fn steps(progress: &str) -> Vec<(String, String)> {
-    let mut names: std::collections::BTreeMap<String, String> = Default::default();
+    let mut names: BTreeMap<String, String> = Default::default();
     let mut order: Vec<String> = Vec::new();
-    let mut out: std::collections::BTreeMap<String, String> = Default::default();
+    let mut out: BTreeMap<String, String> = Default::default();
     for line in progress.lines() {
         let Some(rest) = line.strip_prefix('#') else {
             continue;
@@ -313,4 +250,21 @@ pub(crate) fn outcome(progress: &str, needle: &str) -> String {
         .find(|(n, _)| n.contains(needle))
         .map(|(_, o)| o)
         .unwrap_or_else(|| panic!("no step {needle:?} in:\n{progress}"))
+}
+
+/// Steps of plain progress that are Dockerfile steps (not `[internal]`
+/// or the CLI's own), with their outcome.
+pub(crate) fn dockerfile_steps(progress: &str) -> Vec<(String, String)> {
+    steps(progress)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with('[') && !n.starts_with("[internal]"))
+        .collect()
+}
+
+/// Asserts every Dockerfile step of the progress was `CACHED`.
+#[track_caller]
+pub(crate) fn assert_all_cached(progress: &str) {
+    for (step, outcome) in dockerfile_steps(progress) {
+        assert_eq!(outcome, "CACHED", "{step}:\n{progress}");
+    }
 }

@@ -7,7 +7,14 @@
 //! Docker 25+ layouts) or as an OCI image layout. These writers are
 //! deliberately independent of kiln's own archive code, so tests that load
 //! them check kiln against something it did not write itself.
+//!
+//! The integration tests' shared helpers live here too: [`cli`] runs the
+//! `kiln` binary on a private state directory (and any other program,
+//! expecting success or failure), [`fs`] lists and compares directories,
+//! [`registry`] starts a real registry and a fault-injecting proxy.
 
+pub mod cli;
+pub mod fs;
 pub mod rawtar;
 pub mod registry;
 

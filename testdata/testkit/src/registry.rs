@@ -3,7 +3,8 @@
 //! temporary storage directory, open or with htpasswd Basic auth; a
 //! fault-injecting loopback HTTP proxy to put in front of it; and a
 //! writer for multi-platform OCI layouts (an index of several images)
-//! that `skopeo copy --all` can push.
+//! that `skopeo copy --all` can push; and a plain `GET` to read what a
+//! registry serves.
 //!
 //! Nothing here talks to anything but 127.0.0.1.
 
@@ -62,6 +63,27 @@ fn ping(addr: &str) -> Option<u16> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).ok()?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `GET http://HOST/PATH` over HTTP/1.0 (no redirect followed, no
+/// auth), accepting OCI and docker manifests and indexes: the status and
+/// the body. For reading what a registry holds.
+pub fn http_get(host: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect to {host}: {e}"));
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n\r\n"
+    )
+    .expect("send request");
+    let (head, mut body) = read_head(&mut s).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    s.read_to_end(&mut body).expect("read body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: bad status line in {head:?}"));
+    (status, body)
 }
 
 impl TestRegistry {
