@@ -172,21 +172,46 @@ for s in "${scenarios[@]}"; do
     ;;
   ctx-cold)
     mk_ctx; d=$work/ctx
-    cold_root=$work/kiln-cold-root
-    floor=$cold_root/tmp/bench-floor
-    # Each run starts from an empty state directory holding only the base
-    # image, and an empty floor directory on the same filesystem.
-    prep="rm -rf $cold_root; $kiln --root $cold_root load -q -i $work/busybox.tar >/dev/null; mkdir -p $floor"
-    [ $have_docker = 1 ] && prep+="; $docker builder prune -af >/dev/null"
-    prep+="; sync"
-    cmds=(-n "kiln build (context cold)" "$kiln --root $cold_root build -q -t bench-ctx $d"
-      -n "floor: tar | tar" "tar -C $d -cf - . | tar -C $floor -xf -")
-    [ $have_docker = 1 ] && cmds+=(-n "BuildKit (context cold)" "DOCKER_BUILDKIT=1 $docker build --network=host -q -t bench-ctx $d")
-    [ $have_buildah = 1 ] && cmds+=(-n "buildah bud (context cold)" "buildah bud --layers --no-cache --network=host -q -t bench-ctx $d")
-    compare ctx-cold "$prep" "${cmds[@]}"
-    eval "$prep"
-    echo "kiln peak RSS (context cold): $(peak_rss "$kiln" --root "$cold_root" build -q -t bench-ctx "$d")" >>"$results"
-    rm -rf "$cold_root"
+    # Every run of kiln and of the floor writes into a fresh directory and
+    # nothing is deleted until the scenario ends: on this ext4 (mounted with
+    # `discard`), creating files right after a mass deletion is up to 4x
+    # slower for a while, whoever deletes, which would measure the previous
+    # run's cleanup rather than the tool. `next` points at the directory the
+    # next run uses (prepared, untimed: a state dir holding only the base
+    # image, or an empty floor directory).
+    cold=$work/cold; rm -rf "$cold"; mkdir -p "$cold"
+    prep_kiln="n=\$(mktemp -d $cold/kiln.XXXX); $kiln --root \$n load -q -i $work/busybox.tar >/dev/null; ln -sfn \$n $cold/next; sync"
+    prep_floor="n=\$(mktemp -d $cold/floor.XXXX); ln -sfn \$n $cold/next; sync"
+    hyperfine --runs "$runs" --warmup 1 --export-json "$work/ctx-cold-kiln.json" \
+      --prepare "$prep_kiln" -n "kiln build (context cold)" "$kiln --root $cold/next build -q -t bench-ctx $d" >&2
+    hyperfine --runs "$runs" --warmup 1 --export-json "$work/ctx-cold-floor.json" \
+      --prepare "$prep_floor" -n "floor: tar | tar" "tar -C $d -cf - . | tar -C $cold/next -xf -" >&2
+    files=("$work/ctx-cold-kiln.json" "$work/ctx-cold-floor.json")
+    # BuildKit's cache can only be emptied by deleting it: let the disk
+    # settle afterwards so that it pays as little for that as it can.
+    if [ $have_docker = 1 ]; then
+      hyperfine --runs "$runs" --warmup 1 --export-json "$work/ctx-cold-bk.json" \
+        --prepare "$docker builder prune -af >/dev/null; sync; sleep 20" \
+        -n "BuildKit (context cold)" "DOCKER_BUILDKIT=1 $docker build --network=host -q -t bench-ctx $d" >&2
+      files+=("$work/ctx-cold-bk.json")
+    fi
+    if [ $have_buildah = 1 ]; then
+      hyperfine --runs "$runs" --warmup 1 --export-json "$work/ctx-cold-buildah.json" --prepare sync \
+        -n "buildah bud (context cold)" "buildah bud --layers --no-cache --network=host -q -t bench-ctx $d" >&2
+      files+=("$work/ctx-cold-buildah.json")
+    fi
+    python3 - ctx-cold "${files[@]}" >>"$results" <<'PY2'
+import json, sys
+data = [r for f in sys.argv[2:] for r in json.load(open(f))["results"]]
+base = data[0]["median"]
+print(f"\n### {sys.argv[1]}\n\n| tool | median | ratio to kiln |\n|---|---|---|")
+for r in data:
+    print(f"| {r['command']} | {r['median']:.3f} s | {r['median'] / base:.2f}x |")
+PY2
+    eval "$prep_kiln"
+    echo "kiln peak RSS (context cold): $(peak_rss "$kiln" --root "$cold/next" build -q -t bench-ctx "$d")" >>"$results"
+    [ $have_buildah = 1 ] && { buildah rm -a >/dev/null 2>&1 || true; }
+    rm -rf "$cold"
     ;;
   ctx-one)
     mk_ctx; d=$work/ctx
