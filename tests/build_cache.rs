@@ -281,3 +281,111 @@ fn explain_cache_says_why_each_step_missed() {
         "{p}"
     );
 }
+
+#[test]
+fn a_delta_copy_layer_is_written_only_when_the_image_leaves_the_store() {
+    let k = Kiln::new();
+    k.write("Dockerfile", "FROM busybox\nCOPY src /app\n");
+    for i in 0..20 {
+        k.write(&format!("src/f{i}.txt"), format!("file {i}\n"));
+    }
+    k.build(&["-t", "lazy:1"]);
+    k.write("src/f3.txt", "changed\n");
+    let out = k
+        .cmd(&["build", "--progress=plain", "-t", "lazy:2", "."])
+        .env("KILN_LOG", "solver::solve::file=debug")
+        .output()
+        .unwrap();
+    let p = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{p}");
+    assert!(p.contains("delta copy wrote 1 entries"), "{p}");
+    let diff_ids: Vec<String> = k.config_json("lazy:2")["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let top = diff_ids.last().unwrap().clone();
+    let blob = k
+        .root
+        .join("blobs/sha256")
+        .join(top.trim_start_matches("sha256:"));
+    assert!(
+        !blob.exists(),
+        "the delta copy's image layer has no blob yet"
+    );
+
+    // A later build on the image unpacks the layer: its tar is written
+    // then, and must hash to the diffID the config names (checked by the
+    // store while writing it).
+    k.write(
+        "Dockerfile.next",
+        "FROM lazy:2\nRUN cat /app/f3.txt /app/f4.txt > /seen\n",
+    );
+    k.build(&["-f", "Dockerfile.next", "-t", "next:1"]);
+    assert_eq!(k.file("next:1", "/seen"), "changed\nfile 4\n");
+    assert!(blob.exists(), "written when first unpacked");
+
+    // The saved archive holds every layer, each hashing to its diffID, and
+    // skopeo reads and copies it.
+    let saved = k.path("lazy.tar");
+    k.ok(&["save", "-o", saved.to_str().unwrap(), "lazy:2"]);
+    let mut ar = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    let mut members = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        members.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    let hashes: Vec<String> = layers
+        .iter()
+        .map(|l| testkit::sha256(&members[l.as_str().unwrap()]))
+        .collect();
+    assert_eq!(hashes, diff_ids);
+    let oci = k.path("oci");
+    for args in [
+        vec![
+            "inspect".to_string(),
+            format!("docker-archive:{}", saved.display()),
+        ],
+        vec![
+            "copy".to_string(),
+            format!("docker-archive:{}", saved.display()),
+            format!("oci:{}:lazy", oci.display()),
+        ],
+    ] {
+        let o = std::process::Command::new("skopeo")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_delta_copy_layer_is_written_by_save_when_nothing_unpacked_it() {
+    let k = Kiln::new();
+    k.write("Dockerfile", "FROM busybox\nCOPY src /app\n");
+    k.write("src/a.txt", "a\n");
+    k.write("src/b.txt", "b\n");
+    k.build(&["-t", "lazy:1"]);
+    std::fs::remove_file(k.ctx.join("src/b.txt")).unwrap();
+    k.build(&["-t", "lazy:2"]);
+    let saved = k.path("lazy.tar");
+    k.ok(&["save", "-o", saved.to_str().unwrap(), "lazy:2"]);
+    // Loaded into a fresh store, the image is the same image.
+    let fresh = Kiln::new();
+    fresh.ok(&["load", "-q", "-i", saved.to_str().unwrap()]);
+    assert_eq!(fresh.config_json("lazy:2"), k.config_json("lazy:2"));
+    let files = fresh.files("lazy:2");
+    assert_eq!(files["app/a.txt"].data, b"a\n");
+    assert!(!files.contains_key("app/b.txt"));
+}

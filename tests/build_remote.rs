@@ -259,3 +259,30 @@ fn cache_from_a_registry_image_fetches_only_the_layers_it_reuses() {
     got.sort();
     assert_eq!(got, want, "fetched: {gets:?}");
 }
+
+#[test]
+fn push_writes_a_delta_copy_layer_on_demand() {
+    let (reg, base) = seeded_registry();
+    let a = Kiln::empty();
+    a.write("Dockerfile", format!("FROM {base}\nCOPY src /app\n"));
+    for i in 0..10 {
+        a.write(&format!("src/f{i}"), format!("{i}\n"));
+    }
+    build(&a, &["-t", "app:1"]);
+    a.write("src/f7", "seven\n");
+    let t = format!("{}/team/delta:1", reg.host());
+    // The rebuild is a delta copy: its image layer has no blob until the
+    // push needs one (compressed from the regenerated tar).
+    let p = build_env(
+        &a,
+        &["-t", &t, "--push"],
+        &[("KILN_LOG", "solver::solve::file=debug")],
+    );
+    assert!(p.contains("delta copy wrote 1 entries"), "{p}");
+    let b = Kiln::empty();
+    ok(&b, &["pull", "-q", &t]);
+    assert_eq!(id(&b, &t), id(&a, &t));
+    assert_eq!(diff_ids(&b, &t), diff_ids(&a, &t));
+    assert_eq!(b.file(&t, "/app/f7"), "seven\n");
+    assert_eq!(b.file(&t, "/app/f6"), "6\n");
+}

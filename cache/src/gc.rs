@@ -11,7 +11,7 @@
 //! is about to use. Unpacked directories are renamed into the temporary
 //! area under the lock and deleted after it is released.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::PathBuf;
 
@@ -172,13 +172,22 @@ impl Store {
                     .collect(),
             },
         };
-        for d in cand.layers.clone() {
+        let mut todo: Vec<Digest> = cand.layers.iter().cloned().collect();
+        while let Some(d) = todo.pop() {
             if marked.layers.contains(&d) {
                 continue;
             }
             if let Some(layer) = get_layer(w, &d)? {
                 w.delete(Table::Layers, d.as_str())?;
                 cand.blobs.extend(layer.blobs.into_iter().map(|b| b.digest));
+                // What only this lazy layer's recipe kept may go too.
+                if let Some(r) = &layer.recipe {
+                    todo.extend(
+                        r.layers()
+                            .filter(|l| cand.layers.insert((*l).clone()))
+                            .cloned(),
+                    );
+                }
                 swept.layers += 1;
             }
             let dir = self.layout.layer_dir(&d);
@@ -240,11 +249,23 @@ impl Store {
                 LeaseKind::Layer => m.layers.insert(d),
             };
         }
+        let mut records: HashMap<Digest, Layer> = HashMap::new();
         for (k, v) in r.scan(Table::Layers, "")? {
             let Ok(d) = Digest::parse(&k) else { continue };
-            if m.layers.contains(&d) {
-                let layer: Layer = decode(&k, &v)?;
-                m.blobs.extend(layer.blobs.into_iter().map(|b| b.digest));
+            records.insert(d, decode(&k, &v)?);
+        }
+        // A marked layer keeps its blobs and, if lazy, its recipe's layers
+        // (transitively: a recipe layer may be lazy too).
+        let mut todo: Vec<Digest> = m.layers.iter().cloned().collect();
+        while let Some(d) = todo.pop() {
+            let Some(layer) = records.remove(&d) else {
+                continue;
+            };
+            m.blobs.extend(layer.blobs.into_iter().map(|b| b.digest));
+            for l in layer.recipe.iter().flat_map(|r| r.layers()) {
+                if m.layers.insert(l.clone()) {
+                    todo.push(l.clone());
+                }
             }
         }
         Ok(m)

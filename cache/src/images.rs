@@ -106,7 +106,14 @@ impl Store {
         };
         let mut blobs: Vec<&Digest> = vec![&record.manifest.digest, &id];
         for l in &layers {
-            blobs.extend(l.blobs.iter().map(|b| &b.digest));
+            // A lazy layer's tar is written when needed; its recipe's
+            // layers are kept with it.
+            blobs.extend(
+                l.blobs
+                    .iter()
+                    .map(|b| &b.digest)
+                    .filter(|d| !l.is_lazy_blob(d)),
+            );
         }
         self.meta.write(|w| {
             // Under the lock, so no collector can remove them meanwhile.

@@ -223,6 +223,7 @@ impl Store {
                     diff_id: diff_id.clone(),
                     size,
                     blobs: Vec::new(),
+                    recipe: None,
                 },
             };
             if !layer.blobs.iter().any(|b| b.digest == blob.digest) {
@@ -249,15 +250,16 @@ impl Store {
         if is_dir(&dest) {
             return Ok(dest);
         }
-        let lock_path = self.layout.locks().join(diff_id.hex());
-        let lock = File::create(&lock_path).at("create", &lock_path)?;
-        lock.lock().at("lock", &lock_path)?;
+        let _lock = self.lock_layer(diff_id)?;
         if is_dir(&dest) {
             return Ok(dest); // unpacked by someone else while we waited
         }
+        let blob = layer.blob();
+        if layer.is_lazy_blob(&blob.digest) {
+            self.materialize_locked(&layer)?;
+        }
         let tmp = TempGuard::new(self.tmp_path("unpack")?);
         fs::create_dir(tmp.path()).at("create directory", tmp.path())?;
-        let blob = layer.blob();
         let f = self.open_blob(&blob.digest)?;
         let (_, dec) = compression::auto_decompress(BufReader::with_capacity(COPY_BUF, f))
             .map_err(|e| Error::stream(format!("read layer blob {}", blob.digest), e))?;
@@ -333,12 +335,13 @@ impl Store {
         self.record_layer(&diff_id, pending.size, desc)
     }
 
-    /// The uncompressed tar stream of a layer.
+    /// The uncompressed tar stream of a layer (its blob written first if
+    /// the layer is lazy).
     pub fn layer_tar(&self, diff_id: &Digest) -> Result<Box<dyn Read>> {
         let layer = self
             .layer(diff_id)?
             .ok_or_else(|| Error::LayerNotFound(diff_id.to_string()))?;
-        let f = self.open_blob(&layer.blob().digest)?;
+        let f = self.open_layer_blob(diff_id, &layer.blob().digest)?;
         let (_, dec) = compression::auto_decompress(BufReader::with_capacity(COPY_BUF, f))
             .map_err(|e| Error::stream(format!("read layer blob {}", layer.blob().digest), e))?;
         Ok(dec)

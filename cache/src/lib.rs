@@ -17,7 +17,8 @@
 //!   [`meta`](crate::meta) for how the database is shared).
 //!
 //! # Entry points
-//! [`Store`] (open, blobs, layers, images, tags, cache index, prune),
+//! [`Store`] (open, blobs, layers, lazy layers and their [`Materialize`]r,
+//! images, tags, cache index, prune),
 //! [`archive`] (load/save tarballs), [`rootfs`] (export/import),
 //! [`ImageRef`] (reference grammar), [`Digest`].
 //!
@@ -36,6 +37,7 @@ mod gc;
 mod images;
 mod layers;
 mod layout;
+mod lazy;
 mod meta;
 mod oci;
 mod records;
@@ -61,7 +63,8 @@ pub use error::{Error, Result};
 pub use gc::{PruneOptions, PruneReport};
 pub use images::{METADATA_LIMIT, NewImage, Removed};
 pub use layers::LayerHints;
-pub use records::{Descriptor, Image, Layer, media};
+pub use lazy::Materialize;
+pub use records::{Descriptor, Image, Layer, LayerRecipe, media};
 pub use reference::{DEFAULT_REGISTRY, ImageRef};
 pub use store::Store;
 pub use unpack::OPAQUE_XATTR;

@@ -60,12 +60,47 @@ pub struct Layer {
     /// The blobs holding this layer (the first is preferred), each with
     /// its media type telling its compression.
     pub blobs: Vec<Descriptor>,
+    /// For a *lazy* layer: how to regenerate its uncompressed tar, whose
+    /// blob (digest = diffID) may not exist yet (see
+    /// [`Store::open_layer_blob`](crate::Store::open_layer_blob)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<LayerRecipe>,
 }
 
 impl Layer {
     /// The preferred blob.
     pub fn blob(&self) -> &Descriptor {
         &self.blobs[0]
+    }
+
+    /// Whether `blob` is this layer's regenerable tar (which may be
+    /// absent from `blobs/`).
+    pub(crate) fn is_lazy_blob(&self, blob: &Digest) -> bool {
+        self.recipe.is_some() && blob == &self.diff_id
+    }
+}
+
+/// How to regenerate a lazy layer's tar: the layer tar of the overlay of
+/// `stack` (unpacked layer directories, topmost first), diffed against
+/// `lowers` (topmost first), with mtimes clamped to `clamp_mtime`. What
+/// the layers are is the store's business (they are kept while the lazy
+/// layer is); how to write the tar is the installed
+/// [`Materialize`](crate::Materialize)'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecipe {
+    /// Layers merged into the view the tar is written from, topmost first.
+    pub stack: Vec<Digest>,
+    /// Base layers the diff is taken against, topmost first.
+    pub lowers: Vec<Digest>,
+    /// `SOURCE_DATE_EPOCH` clamp of the tar's mtimes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clamp_mtime: Option<i64>,
+}
+
+impl LayerRecipe {
+    /// Every layer the recipe reads.
+    pub(crate) fn layers(&self) -> impl Iterator<Item = &Digest> {
+        self.stack.iter().chain(&self.lowers)
     }
 }
 

@@ -62,6 +62,7 @@ pub struct Store {
     owner: OnceLock<Owner>,
     owner_init: Mutex<()>,
     leased: Mutex<HashSet<String>>,
+    pub(crate) materializer: crate::lazy::Slot,
 }
 
 impl Store {
@@ -85,6 +86,7 @@ impl Store {
             owner: OnceLock::new(),
             owner_init: Mutex::new(()),
             leased: Mutex::new(HashSet::new()),
+            materializer: Default::default(),
         };
         let dead = temp::clean_dead(&store.layout.tmp())?;
         if !dead.is_empty() {

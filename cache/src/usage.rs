@@ -1,6 +1,6 @@
 //! Disk usage of the store (`kiln system df`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
@@ -62,6 +62,8 @@ impl Store {
             Ok((images, (pins, entries), layers))
         })?;
         let (pins, cache_entries) = pins;
+        // What a lazy layer needs counts as used with it.
+        let pins: HashSet<Digest> = with_recipes(&layers, pins.iter()).into_iter().collect();
         let layer_blobs = |d: &Digest| -> Vec<Digest> {
             layers
                 .iter()
@@ -79,7 +81,7 @@ impl Store {
         let (mut image_layers, mut active_layers) = (HashSet::new(), HashSet::new());
         for (tagged, rec) in &images {
             let mut blobs = vec![rec.manifest.digest.clone(), rec.config.digest.clone()];
-            for l in &rec.layers {
+            for l in &with_recipes(&layers, rec.layers.iter()) {
                 blobs.extend(layer_blobs(l));
                 image_layers.insert(l.clone());
                 if *tagged {
@@ -159,6 +161,26 @@ impl Store {
         }
         Ok(du)
     }
+}
+
+/// `roots` and, transitively, the layers of their recipes (for a lazy
+/// layer: what its tar is regenerated from).
+fn with_recipes<'a>(layers: &[Layer], roots: impl Iterator<Item = &'a Digest>) -> Vec<Digest> {
+    let by_id: HashMap<&Digest, &Layer> = layers.iter().map(|l| (&l.diff_id, l)).collect();
+    let mut out: Vec<Digest> = Vec::new();
+    let mut seen: HashSet<Digest> = HashSet::new();
+    let mut todo: Vec<Digest> = roots.cloned().collect();
+    todo.reverse();
+    while let Some(d) = todo.pop() {
+        if !seen.insert(d.clone()) {
+            continue;
+        }
+        if let Some(r) = by_id.get(&d).and_then(|l| l.recipe.as_ref()) {
+            todo.extend(r.layers().cloned());
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Apparent size of the regular files under `p`.

@@ -40,10 +40,15 @@ pub(crate) struct Args {
     format: Option<String>,
 }
 
-/// Opens the state directory with a message naming it.
+/// Opens the state directory with a message naming it, able to write the
+/// blobs of lazy layers (a delta COPY's image layer) when they are read.
 pub(crate) fn open_store(g: &Globals) -> anyhow::Result<Store> {
-    Store::open(&g.root)
-        .with_context(|| format!("cannot open the state directory {}", g.root.display()))
+    let store = Store::open(&g.root)
+        .with_context(|| format!("cannot open the state directory {}", g.root.display()))?;
+    store.set_materializer(std::sync::Arc::new(
+        solver::solve::LayerMaterializer::from_env()?,
+    ));
+    Ok(store)
 }
 
 enum Filter {

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use cache::ImageRef;
 use cache::registry::{self, Platform};
-use cache::{ImageRef, Store};
 
 use super::Globals;
 use crate::transfer::{self, RegistryArgs, Renderer};
@@ -28,7 +28,7 @@ pub(crate) struct Args {
 pub(crate) fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let r = ImageRef::parse(&args.reference)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let store = Store::open(&globals.root)?;
+    let store = super::images::open_store(globals)?;
     let ui = Renderer::new(true, args.quiet);
     let client = transfer::client(&args.registry, ui.clone())?;
     match r.tag() {

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use cache::ImageRef;
 use cache::registry::{self, LayerCompression, ManifestFormat, PushOptions};
-use cache::{ImageRef, Store};
 
 use super::Globals;
 use crate::transfer::{self, RegistryArgs, Renderer};
@@ -50,7 +50,7 @@ pub(crate) fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         format,
         level: args.compression_level,
     };
-    let store = Store::open(&globals.root)?;
+    let store = super::images::open_store(globals)?;
     let image = store.image(&args.image)?;
     let ui = Renderer::new(false, args.quiet);
     let client = transfer::client(&args.registry, ui.clone())?;

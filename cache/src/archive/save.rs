@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::records::{Image, media};
 use crate::reference::ImageRef;
 use crate::store::Store;
@@ -47,14 +47,15 @@ pub fn save(store: &Store, items: &[SaveItem], w: impl Write) -> Result<()> {
         let manifest_bytes = store.image_manifest(img)?;
         let what = format!("manifest {}", img.manifest.digest);
         let manifest = crate::oci::parse_manifest(&manifest_bytes, &what)?;
-        for d in manifest.layers.iter().map(|l| &l.digest) {
-            if written.insert(d.clone()) {
-                append_blob(store, &mut b, d)?;
+        for (l, diff_id) in manifest.layers.iter().zip(&img.layers) {
+            if written.insert(l.digest.clone()) {
+                let f = store.open_layer_blob(diff_id, &l.digest)?;
+                append_blob(&mut b, &l.digest, f)?;
             }
         }
         for d in [&img.config.digest, &img.manifest.digest] {
             if written.insert(d.clone()) {
-                append_blob(store, &mut b, d)?;
+                append_blob(&mut b, d, store.open_blob(d)?)?;
             }
         }
         let layer_paths: Vec<String> = manifest
@@ -142,10 +143,11 @@ fn append_file<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io
     b.append_data(&mut h, path, data)
 }
 
-fn append_blob<W: Write>(store: &Store, b: &mut tar::Builder<W>, d: &Digest) -> Result<()> {
-    let f = store.open_blob(d)?;
-    let path = store.blob_path(d);
-    let size = f.metadata().at("stat", &path)?.len();
+fn append_blob<W: Write>(b: &mut tar::Builder<W>, d: &Digest, f: std::fs::File) -> Result<()> {
+    let size = f
+        .metadata()
+        .map_err(|e| Error::stream(format!("stat blob {d}"), e))?
+        .len();
     let mut h = header(tar::EntryType::Regular, 0o644, size);
     let name = format!("blobs/sha256/{}", d.hex());
     b.append_data(

@@ -249,7 +249,7 @@ pub fn push_layer(
     opts: &PushOptions,
 ) -> Result<Descriptor> {
     let desc = layer_blob(store, repo.client, layer, own, opts)?;
-    let file = store.open_blob(&desc.digest)?;
+    let file = store.open_layer_blob(&layer.diff_id, &desc.digest)?;
     let outcome = repo.push_blob_file(&file, &desc, mount_from)?;
     repo.client.progress().event(Event::Done {
         digest: &desc.digest,
@@ -280,11 +280,14 @@ fn layer_blob(
     {
         return Ok(d.clone());
     }
+    // A lazy layer's plain blob counts as present: it is written when
+    // opened.
+    let usable = |b: &Descriptor| store.has_blob(&b.digest) || layer.is_lazy_blob(&b.digest);
     let present = |f: &dyn Fn(&str) -> bool| {
         layer
             .blobs
             .iter()
-            .find(|b| f(&b.media_type) && store.has_blob(&b.digest))
+            .find(|b| f(&b.media_type) && usable(b))
             .cloned()
     };
     let existing = match opts.compression {
@@ -315,7 +318,7 @@ fn layer_blob(
     let plain = layer
         .blobs
         .iter()
-        .find(|b| is_plain(&b.media_type) && store.has_blob(&b.digest));
+        .find(|b| is_plain(&b.media_type) && usable(b));
     let level = opts.level;
     let (digest, size) = match (opts.compression, plain) {
         (LayerCompression::Uncompressed, _) => {
@@ -331,7 +334,7 @@ fn layer_blob(
         }
         (_, Some(b)) => {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let file = Counted::new(store.open_blob(&b.digest)?, id, client);
+            let file = Counted::new(store.open_layer_blob(id, &b.digest)?, id, client);
             let level = level.unwrap_or(6).clamp(1, 9);
             store.ingest_blob(pgzip::gzip_reader(file, level, threads), None)?
         }

@@ -343,26 +343,29 @@ fn try_delta(
         res.deleted,
         t0.elapsed()
     );
-    let copy_dirs: Vec<std::path::PathBuf> = copy_part
-        .iter()
-        .rev()
-        .map(|d| s.store.unpacked_dir(d))
-        .collect::<std::result::Result<_, _>>()?;
-    let base_lowers = base.lowers(&s.store)?;
+    let copy_layers: Vec<Digest> = copy_part.iter().rev().cloned().collect();
+    let copy_dirs = super::value::dirs(&s.store, &copy_layers)?;
+    let base_layers = base.lower_layers();
+    let base_lowers = super::value::dirs(&s.store, &base_layers)?;
     let mut lowers = copy_dirs.clone();
     lowers.extend(base_lowers.iter().cloned());
     let delta = commit_dir(s, &upper, &lowers)?;
     drop(scratch);
     let mut stack = Vec::new();
     if delta.as_str() != super::value::EMPTY_LAYER {
-        stack.push(s.store.unpacked_dir(&delta)?);
+        stack.push(delta.clone());
     }
-    stack.extend(copy_dirs);
-    let merged = ReadView::of_dirs(s, &stack)?;
+    stack.extend(copy_layers);
     let t1 = std::time::Instant::now();
-    let layer = write_merged(s, &merged.path(), &base_lowers)?;
-    tracing::debug!("{}: image layer written in {:?}", vertex.name, t1.elapsed());
-    drop(merged);
+    let layer = write_merged(
+        s,
+        cache::LayerRecipe {
+            stack,
+            lowers: base_layers,
+            clamp_mtime: diff_options(s).clamp_mtime,
+        },
+    )?;
+    tracing::debug!("{}: image layer hashed in {:?}", vertex.name, t1.elapsed());
     let mut layers = base.layers.clone();
     layers.push(layer);
     let mut view = prev_view.to_vec();
@@ -376,41 +379,58 @@ fn try_delta(
     }))
 }
 
-/// Writes the layer tar of a directory view (against `lowers`) into the
-/// store as a blob-only layer; returns its diffID.
-fn write_merged(s: &Solver, view: &Path, lowers: &[std::path::PathBuf]) -> Result<Digest> {
+/// Records the layer `recipe` describes as a lazy layer: its tar (the
+/// overlay of the recipe's stack, diffed against its lowers) is written
+/// only through a hasher here — the store writes the blob when someone
+/// reads it (see [`super::materialize`]). Returns its diffID.
+fn write_merged(s: &Solver, recipe: cache::LayerRecipe) -> Result<Digest> {
+    let stack = super::value::dirs(&s.store, &recipe.stack)?;
+    let lowers = super::value::dirs(&s.store, &recipe.lowers)?;
     let (r, w) = std::io::pipe().map_err(|e| Error::io("pipe", e))?;
-    let view = view.to_path_buf();
-    let lowers = lowers.to_vec();
-    let opts = diff_options(s);
-    let writer = std::thread::spawn(move || -> executor::Result<()> {
-        let w = std::io::BufWriter::with_capacity(1 << 20, w);
-        let (mut w, _) = executor::diff::write_layer(&view, &lowers, w, &opts)?;
-        std::io::Write::flush(&mut w).map_err(|e| executor::Error::Io {
-            op: "write",
-            path: view.clone(),
-            source: e,
-        })
-    });
-    let ingested = s
-        .store
-        .ingest_blob(std::io::BufReader::with_capacity(1 << 20, r), None);
-    let written = writer
-        .join()
-        .map_err(|_| Error::Invalid("layer writer thread panicked".into()))?;
-    // The reader's error explains a writer's broken pipe, not the reverse.
-    let (digest, size) = ingested?;
-    written?;
-    s.store.register_layer(
-        &digest,
-        cache::Descriptor {
-            media_type: cache::media::OCI_LAYER.to_string(),
-            digest: digest.clone(),
-            size,
-        },
-        size,
-    )?;
+    let (digest, size) = std::thread::scope(|sc| {
+        let writer = sc.spawn(|| -> Result<()> {
+            let w = std::io::BufWriter::with_capacity(1 << 20, w);
+            let mut w = super::materialize::write_stack_tar(
+                &s.store,
+                &s.snapshotter,
+                &stack,
+                &lowers,
+                recipe.clamp_mtime,
+                w,
+            )?;
+            std::io::Write::flush(&mut w).map_err(|e| Error::io("<layer tar>", e))
+        });
+        let hashed = hash_stream(r);
+        let written = writer
+            .join()
+            .map_err(|_| Error::Invalid("layer writer thread panicked".into()))?;
+        // The reader's error explains a writer's broken pipe, not the reverse.
+        let hashed = hashed.map_err(|e| Error::io("<layer tar>", e))?;
+        written?;
+        Ok::<_, Error>(hashed)
+    })?;
+    s.store.register_lazy_layer(&digest, size, recipe)?;
     Ok(digest)
+}
+
+/// sha256 and length of everything `r` yields.
+fn hash_stream(mut r: impl std::io::Read) -> std::io::Result<(Digest, u64)> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let d = Digest::from_hex(&hex::encode(h.finalize())).map_err(std::io::Error::other)?;
+    Ok((d, n))
 }
 
 fn copy_options(c: &CopyAction, dest: &RootDir) -> Result<CopyOptions> {

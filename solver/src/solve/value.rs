@@ -43,17 +43,18 @@ impl Fs {
     /// Empty layers are left out (they add nothing, and overlayfs refuses
     /// the same directory twice in one mount).
     pub(crate) fn lowers(&self, store: &Store) -> Result<Vec<PathBuf>> {
-        let mut out: Vec<PathBuf> = Vec::new();
+        dirs(store, &self.lower_layers())
+    }
+
+    /// The layers whose directories [`Fs::lowers`] returns, topmost first.
+    pub(crate) fn lower_layers(&self) -> Vec<Digest> {
+        let mut out: Vec<Digest> = Vec::new();
         for d in self.view_layers().iter().rev() {
-            if d.as_str() == EMPTY_LAYER {
-                continue;
-            }
-            let p = store.unpacked_dir(d)?;
-            if !out.contains(&p) {
-                out.push(p);
+            if d.as_str() != EMPTY_LAYER && !out.contains(d) {
+                out.push(d.clone());
             }
         }
-        Ok(out)
+        out
     }
 
     /// Every layer this value needs kept (for cache-entry pins).
@@ -68,6 +69,14 @@ impl Fs {
         }
         v
     }
+}
+
+/// The unpacked directories of `layers`, in order.
+pub(crate) fn dirs(store: &Store, layers: &[Digest]) -> Result<Vec<PathBuf>> {
+    Ok(layers
+        .iter()
+        .map(|d| store.unpacked_dir(d))
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// OCI ChainID of a layer list; `scratch` when empty.

@@ -1,0 +1,74 @@
+//! Writing the tar of a lazy layer on demand ([`LayerMaterializer`]).
+//!
+//! A delta copy's image layer is the layer tar of the previous copy's
+//! layers with the thin delta on top, diffed against the base. The solver
+//! only hashes that tar (see `file::write_merged`) and records the layer
+//! as lazy with a [`LayerRecipe`]; when something needs the bytes (save,
+//! push, cache export, a later `FROM`), the store asks this materializer,
+//! which mounts the same stack of layer directories and writes the same
+//! tar with the same writer and options — so the bytes, and the diffID
+//! the store checks them against, are the same.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use cache::{LayerRecipe, Materialize, Store};
+use executor::Snapshotter;
+
+use super::error::Result;
+use super::value::dirs;
+use super::view::ReadView;
+
+/// Regenerates lazy layers' tars; install it with
+/// [`Store::set_materializer`] wherever a store is opened.
+#[derive(Debug, Clone)]
+pub struct LayerMaterializer {
+    snapshotter: Snapshotter,
+}
+
+impl LayerMaterializer {
+    /// A materializer mounting views with the snapshotter `KILN_SNAPSHOTTER`
+    /// names (as the solver does).
+    pub fn from_env() -> Result<LayerMaterializer> {
+        Ok(LayerMaterializer {
+            snapshotter: Snapshotter::from_env()?,
+        })
+    }
+}
+
+/// Writes the layer tar of the overlay of `stack` (layer directories,
+/// topmost first) against `lowers` to `w`.
+pub(crate) fn write_stack_tar<W: Write>(
+    store: &Store,
+    snapshotter: &Snapshotter,
+    stack: &[PathBuf],
+    lowers: &[PathBuf],
+    clamp_mtime: Option<i64>,
+    w: W,
+) -> Result<W> {
+    let view = ReadView::of_dirs_in(store, snapshotter, stack)?;
+    let opts = executor::diff::DiffOptions { clamp_mtime };
+    let (w, _) = executor::diff::write_layer(&view.path(), lowers, w, &opts)?;
+    Ok(w)
+}
+
+impl Materialize for LayerMaterializer {
+    fn write_tar(&self, store: &Store, recipe: &LayerRecipe, w: &mut dyn Write) -> io::Result<()> {
+        let run = || -> Result<()> {
+            let stack = dirs(store, &recipe.stack)?;
+            let lowers = dirs(store, &recipe.lowers)?;
+            let w = io::BufWriter::with_capacity(1 << 20, w);
+            let mut w = write_stack_tar(
+                store,
+                &self.snapshotter,
+                &stack,
+                &lowers,
+                recipe.clamp_mtime,
+                w,
+            )?;
+            w.flush()
+                .map_err(|e| super::error::Error::io("<layer tar>", e))
+        };
+        run().map_err(io::Error::other)
+    }
+}
