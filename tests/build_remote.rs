@@ -268,20 +268,20 @@ fn push_writes_a_delta_copy_layer_on_demand() {
     for i in 0..10 {
         a.write(&format!("src/f{i}"), format!("{i}\n"));
     }
-    build(&a, &["-t", "app:1"]);
+    a.build(&["-t", "app:1"]);
     a.write("src/f7", "seven\n");
     let t = format!("{}/team/delta:1", reg.host());
     // The rebuild is a delta copy: its image layer has no blob until the
     // push needs one (compressed from the regenerated tar).
-    let p = build_env(
-        &a,
-        &["-t", &t, "--push"],
-        &[("KILN_LOG", "solver::solve::file=debug")],
+    let out = testkit::cli::run_ok(
+        a.build_cmd(&["-t", &t, "--push"])
+            .env("KILN_LOG", "solver::solve::file=debug"),
     );
+    let p = String::from_utf8_lossy(&out.stderr);
     assert!(p.contains("delta copy wrote 1 entries"), "{p}");
     let b = Kiln::empty();
-    ok(&b, &["pull", "-q", &t]);
-    assert_eq!(id(&b, &t), id(&a, &t));
+    b.ok(&["pull", "-q", &t]);
+    assert_eq!(b.id(&t), a.id(&t));
     assert_eq!(diff_ids(&b, &t), diff_ids(&a, &t));
     assert_eq!(b.file(&t, "/app/f7"), "seven\n");
     assert_eq!(b.file(&t, "/app/f6"), "6\n");
