@@ -43,13 +43,4 @@ pub(crate) fn image(s: &Store, layers: &[Vec<u8>], tags: &[&str], created: &str)
 }
 
 /// Names of the files under `dir` (non-recursive), sorted.
-pub(crate) fn ls(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
+pub(crate) use testkit::fs::ls;
