@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use crate::blobs::{COPY_BUF, PendingBlob, TempGuard, is_dir, verify};
 use crate::compression::{self, Compression, peek};
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{fsync_dir, is_exists_error, remove_any};
 use crate::meta::{Reader, Table};
-use crate::records::{Descriptor, Layer, decode, encode, media};
+use crate::records::{Descriptor, Layer, LayerRecipe, decode, encode, media};
 use crate::scan::{Latch, scan_layer};
 use crate::store::{LeaseKind, Store};
 use crate::unpack::unpack_layer;
@@ -290,15 +290,7 @@ impl Store {
         dir: &Path,
         write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<Layer> {
-        let owner_dir = self.owner()?.dir().to_path_buf();
-        let canon = dir.canonicalize().at("resolve", dir)?;
-        let owner_canon = owner_dir.canonicalize().at("resolve", &owner_dir)?;
-        if !canon.starts_with(&owner_canon) || canon == owner_canon || !is_dir(&canon) {
-            return Err(Error::InvalidArgument(format!(
-                "commit_layer_dir: {} is not a directory inside this store's temp_dir()",
-                dir.display()
-            )));
-        }
+        let canon = self.committable_dir(dir)?;
         // Flush the directory to disk while its tar is written: both take
         // as long as the layer is big, and they overlap well (the tar is
         // read from the page cache while writeback goes on).
@@ -333,6 +325,78 @@ impl Store {
             self.place_layer_dir(canon, &dest)?;
         }
         self.record_layer(&diff_id, pending.size, desc)
+    }
+
+    /// Commits a directory produced by a build step as a new *lazy* layer
+    /// (see `lazy`): like [`Store::commit_layer_dir`], but the tar
+    /// `write_tar` writes is only hashed, for the diffID, and not stored;
+    /// the blob is written from the directory when something reads it.
+    /// `lowers` (topmost first) and `clamp_mtime` are what the tar is
+    /// written against, recorded so that it can be written again. This
+    /// saves writing — and making durable — the layer's bytes twice.
+    pub fn commit_layer_dir_lazy(
+        &self,
+        dir: &Path,
+        lowers: Vec<Digest>,
+        clamp_mtime: Option<i64>,
+        write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<Layer> {
+        let canon = self.committable_dir(dir)?;
+        let (hashed, synced) = std::thread::scope(|s| {
+            let sync = s.spawn(|| sync_tree(&canon));
+            let mut w = HashingWriter::new(io::sink());
+            let hashed = write_tar(&mut w)
+                .map(|()| {
+                    let (d, n, _) = w.finish();
+                    (d, n)
+                })
+                .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e));
+            let synced = sync
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
+            (hashed, synced)
+        });
+        let (diff_id, size) = hashed?;
+        synced?;
+        self.lease(&[(LeaseKind::Layer, &diff_id)])?;
+        let dest = self.layout.layer_dir(&diff_id);
+        if is_dir(&dest) {
+            remove_any(&canon)?;
+        } else {
+            self.place_layer_dir(canon, &dest)?;
+        }
+        let recipe = LayerRecipe {
+            stack: Vec::new(),
+            lowers,
+            clamp_mtime,
+            own_dir: Some(diff_id.clone()),
+        };
+        self.register_lazy_layer(&diff_id, size, recipe)
+    }
+
+    /// The committed unpacked directory of a layer, without unpacking
+    /// anything: for writing a lazy layer's tar from its own directory.
+    pub fn own_layer_dir(&self, diff_id: &Digest) -> Result<PathBuf> {
+        let dest = self.layout.layer_dir(diff_id);
+        if is_dir(&dest) {
+            Ok(dest)
+        } else {
+            Err(Error::LayerNotFound(format!("{diff_id} (its directory)")))
+        }
+    }
+
+    /// `dir`, resolved, if it is a directory inside this store's temp area.
+    fn committable_dir(&self, dir: &Path) -> Result<PathBuf> {
+        let owner_dir = self.owner()?.dir().to_path_buf();
+        let canon = dir.canonicalize().at("resolve", dir)?;
+        let owner_canon = owner_dir.canonicalize().at("resolve", &owner_dir)?;
+        if !canon.starts_with(&owner_canon) || canon == owner_canon || !is_dir(&canon) {
+            return Err(Error::InvalidArgument(format!(
+                "commit_layer_dir: {} is not a directory inside this store's temp_dir()",
+                dir.display()
+            )));
+        }
+        Ok(canon)
     }
 
     /// The uncompressed tar stream of a layer (its blob written first if
@@ -540,5 +604,67 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let e = s.commit_layer_dir(outside.path(), |_| Ok(())).unwrap_err();
         assert!(e.to_string().contains("temp_dir"), "{e}");
+    }
+
+    /// Writes the tar of a lazy layer's own directory the way the test
+    /// committed it.
+    struct OwnDir;
+
+    impl crate::Materialize for OwnDir {
+        fn write_tar(&self, s: &Store, r: &LayerRecipe, w: &mut dyn Write) -> io::Result<()> {
+            let dir = s
+                .own_layer_dir(r.own_dir.as_ref().unwrap())
+                .map_err(io::Error::other)?;
+            let mut b = tar::Builder::new(w);
+            b.append_path_with_name(dir.join("app/hello"), "app/hello")?;
+            b.finish()
+        }
+    }
+
+    #[test]
+    fn commit_layer_dir_lazy_stores_no_blob_until_read() {
+        let (_t, s) = store();
+        let base = s
+            .ingest_layer(
+                &testkit::write_layer_tar(Vec::new(), &[]).unwrap()[..],
+                Default::default(),
+            )
+            .unwrap();
+        let scratch = s.temp_dir().unwrap();
+        let upper = scratch.path().join("upper");
+        fs::create_dir_all(upper.join("app")).unwrap();
+        fs::write(upper.join("app/hello"), b"hi\n").unwrap();
+        let tar_of = |dir: &Path, w: &mut dyn Write| {
+            let mut b = tar::Builder::new(w);
+            b.append_path_with_name(dir.join("app/hello"), "app/hello")?;
+            b.finish()
+        };
+        let mut want = Vec::new();
+        tar_of(&upper, &mut want).unwrap();
+        let layer = s
+            .commit_layer_dir_lazy(&upper, vec![base.diff_id.clone()], Some(7), |w| {
+                tar_of(&upper, w)
+            })
+            .unwrap();
+        assert_eq!(layer.diff_id, Digest::of(&want));
+        assert_eq!(layer.size, want.len() as u64);
+        let recipe = layer.recipe.clone().unwrap();
+        assert_eq!(recipe.own_dir.as_ref(), Some(&layer.diff_id));
+        assert_eq!(recipe.lowers, vec![base.diff_id.clone()]);
+        assert_eq!(recipe.clamp_mtime, Some(7));
+        assert!(!upper.exists(), "renamed into place");
+        assert!(!s.has_blob(&layer.diff_id), "no blob written at commit");
+        let dir = s.unpacked_dir(&layer.diff_id).unwrap();
+        assert_eq!(fs::read(dir.join("app/hello")).unwrap(), b"hi\n");
+
+        // Read: the blob is written from the directory, once.
+        s.set_materializer(std::sync::Arc::new(OwnDir));
+        let mut got = Vec::new();
+        s.layer_tar(&layer.diff_id)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got, want);
+        assert!(s.has_blob(&layer.diff_id));
     }
 }

@@ -208,6 +208,7 @@ mod tests {
             stack: vec![b.unwrap().diff_id],
             lowers: vec![a.unwrap().diff_id],
             clamp_mtime: None,
+            own_dir: None,
         };
         let id = Digest::of(&tar);
         let l = s
@@ -333,6 +334,7 @@ mod tests {
             stack: vec![missing.clone()],
             lowers: vec![],
             clamp_mtime: None,
+            own_dir: None,
         };
         let e = s
             .register_lazy_layer(&Digest::of(b"x"), 1, recipe)

@@ -95,6 +95,11 @@ pub struct LayerRecipe {
     /// `SOURCE_DATE_EPOCH` clamp of the tar's mtimes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clamp_mtime: Option<i64>,
+    /// Set (to the layer's own diffID) when the tar is the diff of the
+    /// layer's own unpacked directory against `lowers` — a build step's
+    /// layer committed without its blob; `stack` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_dir: Option<Digest>,
 }
 
 impl LayerRecipe {

@@ -257,7 +257,13 @@ pub(crate) fn run(
         (snap.commit_unsynced()?, lowers)
     };
     let t = std::time::Instant::now();
-    let layer = commit_dir(s, &upper, &lowers)?;
+    let layer = if single.is_some() && f.base.is_some() {
+        // A context copy: its layer's tar is only hashed now (see
+        // `commit_dir_lazy`).
+        commit_dir_lazy(s, &upper, &lowers, base.lower_layers())?
+    } else {
+        commit_dir(s, &upper, &lowers)?
+    };
     tracing::debug!("{}: layer committed in {:?}", vertex.name, t.elapsed());
     Ok(FileResult {
         fs: base_plus(&base, layer),
@@ -363,6 +369,7 @@ fn try_delta(
             stack,
             lowers: base_layers,
             clamp_mtime: diff_options(s).clamp_mtime,
+            own_dir: None,
         },
     )?;
     tracing::debug!("{}: image layer hashed in {:?}", vertex.name, t1.elapsed());
@@ -473,6 +480,29 @@ pub(crate) fn commit_dir(
             .map(|_| ())
             .map_err(std::io::Error::other)
     })?;
+    Ok(layer.diff_id)
+}
+
+/// Like [`commit_dir`], but the layer's tar is only hashed: its blob is
+/// written from the directory when save, push or a cache export needs it.
+/// Used for context copies, whose layers are the big ones (a whole source
+/// tree) and often never leave the machine: writing them a second time as
+/// a blob, and making both durable, was a third of a cold copy's time.
+/// `lower_layers` are the digests of `lowers`.
+fn commit_dir_lazy(
+    s: &Solver,
+    upper: &Path,
+    lowers: &[std::path::PathBuf],
+    lower_layers: Vec<Digest>,
+) -> Result<Digest> {
+    let opts = diff_options(s);
+    let layer = s
+        .store
+        .commit_layer_dir_lazy(upper, lower_layers, opts.clamp_mtime, |w| {
+            executor::diff::write_layer(upper, lowers, w, &opts)
+                .map(|_| ())
+                .map_err(std::io::Error::other)
+        })?;
     Ok(layer.diff_id)
 }
 

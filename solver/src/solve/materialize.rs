@@ -55,6 +55,19 @@ pub(crate) fn write_stack_tar<W: Write>(
 impl Materialize for LayerMaterializer {
     fn write_tar(&self, store: &Store, recipe: &LayerRecipe, w: &mut dyn Write) -> io::Result<()> {
         let run = || -> Result<()> {
+            if let Some(own) = &recipe.own_dir {
+                // A step's layer: the diff of its own directory.
+                let dir = store.own_layer_dir(own)?;
+                let lowers = dirs(store, &recipe.lowers)?;
+                let opts = executor::diff::DiffOptions {
+                    clamp_mtime: recipe.clamp_mtime,
+                };
+                let w = io::BufWriter::with_capacity(1 << 20, w);
+                let (mut w, _) = executor::diff::write_layer(&dir, &lowers, w, &opts)?;
+                return w
+                    .flush()
+                    .map_err(|e| super::error::Error::io("<layer tar>", e));
+            }
             let stack = dirs(store, &recipe.stack)?;
             let lowers = dirs(store, &recipe.lowers)?;
             let w = io::BufWriter::with_capacity(1 << 20, w);
