@@ -290,6 +290,16 @@ fn a_delta_copy_layer_is_written_only_when_the_image_leaves_the_store() {
         k.write(&format!("src/f{i}.txt"), format!("file {i}\n"));
     }
     k.build(&["-t", "lazy:1"]);
+    // The full copy's layer is lazy too: its directory is the layer.
+    let first = k.config_json("lazy:1")["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.assert_no_blob(&first);
     k.write("src/f3.txt", "changed\n");
     let out = k
         .cmd(&["build", "--progress=plain", "-t", "lazy:2", "."])

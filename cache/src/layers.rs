@@ -291,25 +291,12 @@ impl Store {
         write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<Layer> {
         let canon = self.committable_dir(dir)?;
-        // Flush the directory to disk while its tar is written: both take
-        // as long as the layer is big, and they overlap well (the tar is
-        // read from the page cache while writeback goes on).
-        let (pending, synced) = std::thread::scope(|s| {
-            let sync = s.spawn(|| sync_tree(&canon));
-            let tar = (|| {
-                let mut w = self.blob_writer()?;
-                write_tar(&mut w).map_err(|e| {
-                    Error::stream(format!("write layer tar of {}", dir.display()), e)
-                })?;
-                w.finish()
-            })();
-            let synced = sync
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
-            (tar, synced)
-        });
-        let pending = pending?;
-        synced?;
+        let pending = synced_while(&canon, || {
+            let mut w = self.blob_writer()?;
+            write_tar(&mut w)
+                .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e))?;
+            w.finish()
+        })?;
         let diff_id = pending.digest.clone();
         let desc = Descriptor {
             media_type: media::OCI_LAYER.to_string(),
@@ -342,22 +329,12 @@ impl Store {
         write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<Layer> {
         let canon = self.committable_dir(dir)?;
-        let (hashed, synced) = std::thread::scope(|s| {
-            let sync = s.spawn(|| sync_tree(&canon));
+        let (diff_id, size, _) = synced_while(&canon, || {
             let mut w = HashingWriter::new(io::sink());
-            let hashed = write_tar(&mut w)
-                .map(|()| {
-                    let (d, n, _) = w.finish();
-                    (d, n)
-                })
-                .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e));
-            let synced = sync
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
-            (hashed, synced)
-        });
-        let (diff_id, size) = hashed?;
-        synced?;
+            write_tar(&mut w)
+                .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e))?;
+            Ok(w.finish())
+        })?;
         self.lease(&[(LeaseKind::Layer, &diff_id)])?;
         let dest = self.layout.layer_dir(&diff_id);
         if is_dir(&dest) {
@@ -427,6 +404,23 @@ pub(crate) fn get_layer(r: &impl Reader, diff_id: &Digest) -> Result<Option<Laye
     r.get(Table::Layers, diff_id.as_str())?
         .map(|v| decode(diff_id.as_str(), &v))
         .transpose()
+}
+
+/// Runs `write` (the layer's tar) while the freshly written tree at `dir`
+/// is flushed to disk: both take as long as the layer is big, and they
+/// overlap well (the tar is read from the page cache while writeback goes
+/// on). Fails if either fails.
+fn synced_while<T>(dir: &Path, write: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::thread::scope(|s| {
+        let sync = s.spawn(|| sync_tree(dir));
+        let written = write();
+        let synced = sync
+            .join()
+            .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
+        let written = written?;
+        synced?;
+        Ok(written)
+    })
 }
 
 /// Above this many entries a tree is flushed with one `syncfs` rather

@@ -55,30 +55,26 @@ pub(crate) fn write_stack_tar<W: Write>(
 impl Materialize for LayerMaterializer {
     fn write_tar(&self, store: &Store, recipe: &LayerRecipe, w: &mut dyn Write) -> io::Result<()> {
         let run = || -> Result<()> {
-            if let Some(own) = &recipe.own_dir {
-                // A step's layer: the diff of its own directory.
-                let dir = store.own_layer_dir(own)?;
-                let lowers = dirs(store, &recipe.lowers)?;
-                let opts = executor::diff::DiffOptions {
-                    clamp_mtime: recipe.clamp_mtime,
-                };
-                let w = io::BufWriter::with_capacity(1 << 20, w);
-                let (mut w, _) = executor::diff::write_layer(&dir, &lowers, w, &opts)?;
-                return w
-                    .flush()
-                    .map_err(|e| super::error::Error::io("<layer tar>", e));
-            }
-            let stack = dirs(store, &recipe.stack)?;
             let lowers = dirs(store, &recipe.lowers)?;
             let w = io::BufWriter::with_capacity(1 << 20, w);
-            let mut w = write_stack_tar(
-                store,
-                &self.snapshotter,
-                &stack,
-                &lowers,
-                recipe.clamp_mtime,
-                w,
-            )?;
+            let mut w = match &recipe.own_dir {
+                // A step's layer: the diff of its own directory, read as
+                // it is (an overlay view would hide its whiteouts).
+                Some(own) => {
+                    let opts = executor::diff::DiffOptions {
+                        clamp_mtime: recipe.clamp_mtime,
+                    };
+                    executor::diff::write_layer(&store.own_layer_dir(own)?, &lowers, w, &opts)?.0
+                }
+                None => write_stack_tar(
+                    store,
+                    &self.snapshotter,
+                    &dirs(store, &recipe.stack)?,
+                    &lowers,
+                    recipe.clamp_mtime,
+                    w,
+                )?,
+            };
             w.flush()
                 .map_err(|e| super::error::Error::io("<layer tar>", e))
         };
