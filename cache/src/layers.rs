@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::blobs::{COPY_BUF, PendingBlob, TempGuard, is_dir, verify};
 use crate::compression::{self, Compression, peek};
-use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::digest::{Digest, HashingReader, hash_written};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{fsync_dir, is_exists_error, remove_any};
 use crate::meta::{Reader, Table};
@@ -329,11 +329,9 @@ impl Store {
         write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<Layer> {
         let canon = self.committable_dir(dir)?;
-        let (diff_id, size, _) = synced_while(&canon, || {
-            let mut w = HashingWriter::new(io::sink());
-            write_tar(&mut w)
-                .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e))?;
-            Ok(w.finish())
+        let (diff_id, size) = synced_while(&canon, || {
+            hash_written(write_tar)
+                .map_err(|e| Error::stream(format!("write layer tar of {}", dir.display()), e))
         })?;
         self.lease(&[(LeaseKind::Layer, &diff_id)])?;
         let dest = self.layout.layer_dir(&diff_id);
@@ -348,6 +346,20 @@ impl Store {
             clamp_mtime,
             own_dir: Some(diff_id.clone()),
         };
+        self.register_lazy_layer(&diff_id, size, recipe)
+    }
+
+    /// Records a lazy layer made of layers the store has (`recipe`): the
+    /// tar `write_tar` writes — the one the installed materializer will
+    /// write from `recipe` — is hashed for its diffID (on a second thread,
+    /// while it is written) and not stored. See [`crate::lazy`].
+    pub fn commit_lazy_layer(
+        &self,
+        recipe: LayerRecipe,
+        write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<Layer> {
+        let (diff_id, size) = hash_written(write_tar)
+            .map_err(|e| Error::stream("write the tar of a lazy layer", e))?;
         self.register_lazy_layer(&diff_id, size, recipe)
     }
 
