@@ -45,9 +45,7 @@ pub(crate) struct Args {
 pub(crate) fn open_store(g: &Globals) -> anyhow::Result<Store> {
     let store = Store::open(&g.root)
         .with_context(|| format!("cannot open the state directory {}", g.root.display()))?;
-    store.set_materializer(std::sync::Arc::new(
-        solver::solve::LayerMaterializer::from_env()?,
-    ));
+    store.set_materializer(std::sync::Arc::new(solver::solve::LayerMaterializer));
     Ok(store)
 }
 

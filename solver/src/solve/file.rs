@@ -387,57 +387,19 @@ fn try_delta(
 }
 
 /// Records the layer `recipe` describes as a lazy layer: its tar (the
-/// overlay of the recipe's stack, diffed against its lowers) is written
-/// only through a hasher here — the store writes the blob when someone
-/// reads it (see [`super::materialize`]). Returns its diffID.
+/// merged view of the recipe's stack, diffed against its lowers) is
+/// written only through a hasher here — the store writes the blob when
+/// someone reads it (see [`super::materialize`]). Returns its diffID.
 fn write_merged(s: &Solver, recipe: cache::LayerRecipe) -> Result<Digest> {
     let stack = super::value::dirs(&s.store, &recipe.stack)?;
     let lowers = super::value::dirs(&s.store, &recipe.lowers)?;
-    let (r, w) = std::io::pipe().map_err(|e| Error::io("pipe", e))?;
-    let (digest, size) = std::thread::scope(|sc| {
-        let writer = sc.spawn(|| -> Result<()> {
-            let w = std::io::BufWriter::with_capacity(1 << 20, w);
-            let mut w = super::materialize::write_stack_tar(
-                &s.store,
-                &s.snapshotter,
-                &stack,
-                &lowers,
-                recipe.clamp_mtime,
-                w,
-            )?;
-            std::io::Write::flush(&mut w).map_err(|e| Error::io("<layer tar>", e))
-        });
-        let hashed = hash_stream(r);
-        let written = writer
-            .join()
-            .map_err(|_| Error::Invalid("layer writer thread panicked".into()))?;
-        // The reader's error explains a writer's broken pipe, not the reverse.
-        let hashed = hashed.map_err(|e| Error::io("<layer tar>", e))?;
-        written?;
-        Ok::<_, Error>(hashed)
+    let clamp_mtime = recipe.clamp_mtime;
+    let layer = s.store.commit_lazy_layer(recipe, |w| {
+        super::materialize::write_stack_tar(&stack, &lowers, clamp_mtime, w)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
     })?;
-    s.store.register_lazy_layer(&digest, size, recipe)?;
-    Ok(digest)
-}
-
-/// sha256 and length of everything `r` yields.
-fn hash_stream(mut r: impl std::io::Read) -> std::io::Result<(Digest, u64)> {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(k) => k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    let d = Digest::from_hex(&hex::encode(h.finalize())).map_err(std::io::Error::other)?;
-    Ok((d, n))
+    Ok(layer.diff_id)
 }
 
 fn copy_options(c: &CopyAction, dest: &RootDir) -> Result<CopyOptions> {

@@ -5,7 +5,7 @@
 //! only hashes that tar (see `file::write_merged`) and records the layer
 //! as lazy with a [`LayerRecipe`]; when something needs the bytes (save,
 //! push, cache export, a later `FROM`), the store asks this materializer,
-//! which mounts the same stack of layer directories and writes the same
+//! which merges the same stack of layer directories and writes the same
 //! tar with the same writer and options — so the bytes, and the diffID
 //! the store checks them against, are the same.
 
@@ -13,42 +13,25 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use cache::{LayerRecipe, Materialize, Store};
-use executor::Snapshotter;
 
 use super::error::Result;
 use super::value::dirs;
-use super::view::ReadView;
 
 /// Regenerates lazy layers' tars; install it with
 /// [`Store::set_materializer`] wherever a store is opened.
-#[derive(Debug, Clone)]
-pub struct LayerMaterializer {
-    snapshotter: Snapshotter,
-}
+#[derive(Debug, Clone, Default)]
+pub struct LayerMaterializer;
 
-impl LayerMaterializer {
-    /// A materializer mounting views with the snapshotter `KILN_SNAPSHOTTER`
-    /// names (as the solver does).
-    pub fn from_env() -> Result<LayerMaterializer> {
-        Ok(LayerMaterializer {
-            snapshotter: Snapshotter::from_env()?,
-        })
-    }
-}
-
-/// Writes the layer tar of the overlay of `stack` (layer directories,
+/// Writes the layer tar of the merged view of `stack` (layer directories,
 /// topmost first) against `lowers` to `w`.
 pub(crate) fn write_stack_tar<W: Write>(
-    store: &Store,
-    snapshotter: &Snapshotter,
     stack: &[PathBuf],
     lowers: &[PathBuf],
     clamp_mtime: Option<i64>,
     w: W,
 ) -> Result<W> {
-    let view = ReadView::of_dirs_in(store, snapshotter, stack)?;
     let opts = executor::diff::DiffOptions { clamp_mtime };
-    let (w, _) = executor::diff::write_layer(&view.path(), lowers, w, &opts)?;
+    let (w, _) = executor::diff::write_stack_layer(stack, lowers, w, &opts)?;
     Ok(w)
 }
 
@@ -66,14 +49,9 @@ impl Materialize for LayerMaterializer {
                     };
                     executor::diff::write_layer(&store.own_layer_dir(own)?, &lowers, w, &opts)?.0
                 }
-                None => write_stack_tar(
-                    store,
-                    &self.snapshotter,
-                    &dirs(store, &recipe.stack)?,
-                    &lowers,
-                    recipe.clamp_mtime,
-                    w,
-                )?,
+                None => {
+                    write_stack_tar(&dirs(store, &recipe.stack)?, &lowers, recipe.clamp_mtime, w)?
+                }
             };
             w.flush()
                 .map_err(|e| super::error::Error::io("<layer tar>", e))

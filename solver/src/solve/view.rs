@@ -6,9 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use cache::Store;
-use executor::Snapshotter;
-
 use super::Solver;
 use super::error::{Error, Result};
 use super::value::Fs;
@@ -32,16 +29,7 @@ impl ReadView {
 
     /// Opens a view of layer directories stacked topmost first.
     pub(crate) fn of_dirs(s: &Solver, lowers: &[PathBuf]) -> Result<ReadView> {
-        Self::of_dirs_in(&s.store, &s.snapshotter, lowers)
-    }
-
-    /// [`ReadView::of_dirs`] without a solver.
-    pub(crate) fn of_dirs_in(
-        store: &Store,
-        snapshotter: &Snapshotter,
-        lowers: &[PathBuf],
-    ) -> Result<ReadView> {
-        let scratch = store.temp_dir()?;
+        let scratch = s.store.temp_dir()?;
         if lowers.is_empty() {
             let p = scratch.path().join("empty");
             std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
@@ -52,7 +40,9 @@ impl ReadView {
                 _scratch: scratch,
             });
         }
-        let mut snap = snapshotter.prepare(lowers, &scratch.path().join("view"))?;
+        let mut snap = s
+            .snapshotter
+            .prepare(lowers, &scratch.path().join("view"))?;
         let fd = snap.open_root()?;
         let root = RootDir::from_fd(fd, Path::new("<layers>"))?;
         Ok(ReadView {
