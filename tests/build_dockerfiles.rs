@@ -122,6 +122,18 @@ fn copy_and_add_semantics() {
     assert_eq!(f["followed"].data, b"file\n");
     // Context files arrive owned by root.
     assert_eq!((f["dst/file.txt"].uid, f["dst/file.txt"].gid), (0, 0));
+    // Onto the image's own paths: through its symlink (which stays one),
+    // into an existing directory (its mode and owner kept), over a file.
+    assert_eq!(f["via-link"].kind, 'l');
+    assert_eq!(f["srv/real/file.txt"].data, b"file\n");
+    assert!(!has("via-link/file.txt"));
+    assert_eq!(
+        (f["keep"].mode, f["keep"].uid, f["keep"].gid),
+        (0o700, 5, 5)
+    );
+    assert!(has("keep/a.txt") && has("keep/sub/b.txt"));
+    assert_eq!(f["replaced"].kind, 'f');
+    assert_eq!(f["replaced"].data, b"file\n");
     // --link made a layer of its own with only its file.
     let c = k.config_json("copy:1");
     let h = c["history"].as_array().unwrap();

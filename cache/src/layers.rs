@@ -242,11 +242,17 @@ impl Store {
     /// The unpacked directory of a layer, for use as an overlay lowerdir.
     /// Unpacks it on first use. The directory must not be modified.
     pub fn unpacked_dir(&self, diff_id: &Digest) -> Result<PathBuf> {
+        // A layer this process leased and found unpacked stays so (layer
+        // directories are immutable and the lease keeps the collector off):
+        // no need to ask the database again.
+        let dest = self.layout.layer_dir(diff_id);
+        if self.holds_lease(LeaseKind::Layer, diff_id) && is_dir(&dest) {
+            return Ok(dest);
+        }
         let layer = self
             .layer(diff_id)?
             .ok_or_else(|| Error::LayerNotFound(diff_id.to_string()))?;
         self.lease(&[(LeaseKind::Layer, diff_id)])?;
-        let dest = self.layout.layer_dir(diff_id);
         if is_dir(&dest) {
             return Ok(dest);
         }

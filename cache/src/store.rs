@@ -184,6 +184,18 @@ impl Store {
         Ok(())
     }
 
+    /// Does this process hold a lease on `d`? (Answered from memory.)
+    pub(crate) fn holds_lease(&self, kind: LeaseKind, d: &Digest) -> bool {
+        let Some(owner) = self.owner.get() else {
+            return false;
+        };
+        let key = lease_key(owner.id(), kind, d);
+        self.leased
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+    }
+
     /// Drops this process's leases on `items` (inside a write transaction).
     pub(crate) fn unlease_in(
         &self,

@@ -214,11 +214,28 @@ pub(crate) fn run(
         refuse_names_in_link(f)?;
     }
     let single = delta_copy_action(f, inputs);
-    if allow_delta
-        && let Some(c) = single
+    if let Some(c) = single
+        && allow_delta
         && let Some(r) = try_delta(s, b, vertex, c, &base, parts)?
     {
         return Ok(r);
+    }
+    // The base's layers are leased (and unpacked if need be) before the
+    // stat cache's write transaction starts: it would hold up the lookups.
+    let lowers = base.lowers(&s.store)?;
+    b.context.save_stat_cache();
+    if let Some(c) = single
+        && let Some(upper) = copy_to_upper(s, b, vertex, c, &base, &Manifest::default())?
+    {
+        // A context copy's layer is big and rarely leaves the machine: its
+        // tar is only hashed now (see `commit_dir_lazy`).
+        let t = std::time::Instant::now();
+        let layer = commit_dir_lazy(s, &upper.dir, &lowers, base.lower_layers())?;
+        tracing::debug!("{}: layer committed in {:?}", vertex.name, t.elapsed());
+        return Ok(FileResult {
+            fs: base_plus(&base, layer),
+            manifest: Some(upper.result.manifest),
+        });
     }
     let mut manifest = None;
     let scratch = s.store.temp_dir()?;
@@ -232,7 +249,6 @@ pub(crate) fn run(
         drop(root);
         (upper, Vec::new())
     } else {
-        let lowers = base.lowers(&s.store)?;
         let mut snap = s
             .snapshotter
             .prepare(&lowers, &scratch.path().join("snap"))?;
@@ -276,7 +292,7 @@ pub(crate) fn run(
 /// differs from the previous copy's manifest into a thin layer (whiteouts
 /// for what is gone), and stacks it on the previous copy's layers for
 /// later steps to run on. The image still needs one layer for the COPY:
-/// it is written from a view of the stacked layers (read, not copied).
+/// its tar is the merged view of the stack (read, not copied).
 fn try_delta(
     s: &Solver,
     b: &Build<'_>,
@@ -316,47 +332,19 @@ fn try_delta(
     if copy_part.is_empty() || copy_part.len() >= MAX_STACKED_DELTAS {
         return Ok(None);
     }
-    let t0 = std::time::Instant::now();
     let prev = Manifest::from_json(man)?;
-    let base_view_r = ReadView::open(s, base)?;
-    let tree = b.context.tree()?;
-    let opts = copy_options(c, base_view_r.root())?;
-    let scratch = s.store.temp_dir()?;
-    let upper = scratch.path().join("upper");
-    std::fs::create_dir(&upper).map_err(|e| Error::io(&upper, e))?;
-    let upper_root = RootDir::open(&upper)?;
-    let res = match fileop::delta_copy(
-        &tree,
-        &selection(c),
-        &opts,
-        base_view_r.root(),
-        &prev,
-        &upper_root,
-    ) {
-        Ok(r) => r,
-        Err(fileop::Error::DeltaUnsupported(why)) => {
-            tracing::debug!("{}: full copy: {why}", vertex.name);
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    drop(upper_root);
-    drop(base_view_r);
-    tracing::debug!(
-        "{}: delta copy wrote {} entries, {} whiteouts in {:?}",
-        vertex.name,
-        res.written,
-        res.deleted,
-        t0.elapsed()
-    );
     let copy_layers: Vec<Digest> = copy_part.iter().rev().cloned().collect();
     let copy_dirs = super::value::dirs(&s.store, &copy_layers)?;
     let base_layers = base.lower_layers();
     let base_lowers = super::value::dirs(&s.store, &base_layers)?;
+    // Layers leased first: see `run`.
+    b.context.save_stat_cache();
+    let Some(upper) = copy_to_upper(s, b, vertex, c, base, &prev)? else {
+        return Ok(None);
+    };
     let mut lowers = copy_dirs.clone();
     lowers.extend(base_lowers.iter().cloned());
-    let delta = commit_dir(s, &upper, &lowers)?;
-    drop(scratch);
+    let delta = commit_dir(s, &upper.dir, &lowers)?;
     let mut stack = Vec::new();
     if delta.as_str() != super::value::EMPTY_LAYER {
         stack.push(delta.clone());
@@ -382,7 +370,72 @@ fn try_delta(
             layers,
             view: Some(view),
         },
-        manifest: Some(res.manifest),
+        manifest: Some(upper.result.manifest),
+    }))
+}
+
+/// A context copy written into a plain directory.
+struct Upper {
+    /// The directory, in upperdir format, inside `_scratch`.
+    dir: std::path::PathBuf,
+    result: fileop::DeltaResult,
+    _scratch: tempfile::TempDir,
+}
+
+/// Writes context copy `c` into a fresh plain directory in upperdir
+/// format, planned against `base` (paths resolve through its symlinks,
+/// `--chown` names through its `/etc/passwd`), with only what differs from
+/// `prev` (everything, when `prev` is empty) and the base's directories
+/// above it. Nothing is mounted for writing: the files go straight into
+/// what becomes the layer directory. `None` when the copy cannot be
+/// written this way (it extracts an archive).
+fn copy_to_upper(
+    s: &Solver,
+    b: &Build<'_>,
+    vertex: &Vertex,
+    c: &CopyAction,
+    base: &Fs,
+    prev: &Manifest,
+) -> Result<Option<Upper>> {
+    let t0 = std::time::Instant::now();
+    let base_view = ReadView::open(s, base)?;
+    let tree = b.context.tree()?;
+    let opts = copy_options(c, base_view.root())?;
+    let scratch = s.store.temp_dir()?;
+    let dir = scratch.path().join("upper");
+    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let upper_root = RootDir::open(&dir)?;
+    let result = match fileop::delta_copy(
+        &tree,
+        &selection(c),
+        &opts,
+        base_view.root(),
+        prev,
+        &upper_root,
+    ) {
+        Ok(r) => r,
+        Err(fileop::Error::DeltaUnsupported(why)) => {
+            tracing::debug!("{}: copy through a snapshot: {why}", vertex.name);
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::debug!(
+        "{}: {} wrote {} entries, {} whiteouts in {:?}",
+        vertex.name,
+        if prev.entries.is_empty() {
+            "copy"
+        } else {
+            "delta copy"
+        },
+        result.written,
+        result.deleted,
+        t0.elapsed()
+    );
+    Ok(Some(Upper {
+        dir,
+        result,
+        _scratch: scratch,
     }))
 }
 

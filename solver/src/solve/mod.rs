@@ -515,6 +515,10 @@ impl Solver {
                 text: &format!("cache miss: {why}"),
             });
         }
+        if !matches!(vertex.op, Op::File(_)) {
+            // No lookups left (file ops save after their delta lookups).
+            build.context.save_stat_cache();
+        }
         let mut manifest = None;
         let fs = match &vertex.op {
             Op::Exec(e) => exec::run(self, build, v, vertex, e, inputs)?,

@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use super::error::{Error, Result};
 use super::record::SourceDigest;
-use crate::contenthash::{Selection, SourceOptions, SourceTree, StatCache};
+use super::statcache::StoreStatCache;
+use crate::contenthash::{Selection, SourceOptions, SourceTree};
 use crate::context::ContextFilter;
 use crate::llb::LocalSource;
 
@@ -17,19 +18,26 @@ const MAX_RECORDED_FILES: usize = 256;
 
 pub(crate) struct Context {
     dir: Option<PathBuf>,
-    stat_cache: Arc<dyn StatCache>,
+    stat_cache: Arc<StoreStatCache>,
     tree: OnceLock<Arc<SourceTree>>,
     empty: OnceLock<tempfile::TempDir>,
 }
 
 impl Context {
-    pub(crate) fn new(dir: Option<PathBuf>, stat_cache: Arc<dyn StatCache>) -> Context {
+    pub(crate) fn new(dir: Option<PathBuf>, stat_cache: Arc<StoreStatCache>) -> Context {
         Context {
             dir,
             stat_cache,
             tree: OnceLock::new(),
             empty: OnceLock::new(),
         }
+    }
+
+    /// Starts saving the file digests hashed so far to the stat cache, in
+    /// the background: call it once the cache lookups that depend on them
+    /// are done (a write transaction would hold them up).
+    pub(crate) fn save_stat_cache(&self) {
+        self.stat_cache.save_in_background();
     }
 
     /// Opens the context for a `Local` vertex.

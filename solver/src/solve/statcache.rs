@@ -5,8 +5,15 @@
 //! a whole batch are one read transaction; stores are one write
 //! transaction that also drops the older entries of the same paths, so the
 //! table holds one entry per file (its latest version), not one per edit.
+//! Stores are held in memory until [`StoreStatCache::save_in_background`]
+//! (the solver calls it once a step's cache lookups are done, before the
+//! step runs): the build already has the digests, and saving them for the
+//! next build need not hold up this one's lookups or its copy. Whatever is
+//! still pending or being written when the cache is dropped, at the end of
+//! the solve, is finished then.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use cache::Store;
 
@@ -15,6 +22,10 @@ use crate::contenthash::{Digest, StatCache, StatKey};
 /// A [`StatCache`] in the store's database.
 pub struct StoreStatCache {
     store: Arc<Store>,
+    /// Entries not saved yet.
+    pending: Mutex<Vec<(StatKey, Digest)>>,
+    /// Saves in progress.
+    writers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for StoreStatCache {
@@ -26,7 +37,70 @@ impl std::fmt::Debug for StoreStatCache {
 impl StoreStatCache {
     /// A stat cache in `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        StoreStatCache { store }
+        StoreStatCache {
+            store,
+            pending: Mutex::new(Vec::new()),
+            writers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts writing the pending entries on a background thread.
+    pub(crate) fn save_in_background(&self) {
+        let entries = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if entries.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let writer = std::thread::spawn(move || save(&store, &entries));
+        self.writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(writer);
+    }
+}
+
+impl StoreStatCache {
+    /// Saves the pending entries and waits for the saves in progress.
+    fn flush(&self) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !pending.is_empty() {
+            save(&self.store, &pending);
+        }
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writers {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for StoreStatCache {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Saves `entries`, replacing older entries of the same paths.
+fn save(store: &Store, entries: &[(StatKey, Digest)]) {
+    let t = std::time::Instant::now();
+    let r = store.cache_batch(|b| {
+        for (k, d) in entries {
+            let (prefix, full) = index_key(k);
+            for (old, _) in b.scan(&prefix)? {
+                if old != full {
+                    b.delete(&old)?;
+                }
+            }
+            b.put(&full, d.as_str().as_bytes(), &[])?;
+        }
+        Ok(())
+    });
+    match r {
+        Ok(()) => tracing::debug!(
+            "stat cache: {} files saved in {:?}",
+            entries.len(),
+            t.elapsed()
+        ),
+        Err(e) => tracing::warn!("stat cache not saved (files will be re-read next time): {e}"),
     }
 }
 
@@ -56,24 +130,10 @@ impl StatCache for StoreStatCache {
     }
 
     fn put_many(&self, entries: &[(StatKey, Digest)]) {
-        if entries.is_empty() {
-            return;
-        }
-        let r = self.store.cache_batch(|b| {
-            for (k, d) in entries {
-                let (prefix, full) = index_key(k);
-                for (old, _) in b.scan(&prefix)? {
-                    if old != full {
-                        b.delete(&old)?;
-                    }
-                }
-                b.put(&full, d.as_str().as_bytes(), &[])?;
-            }
-            Ok(())
-        });
-        if let Err(e) = r {
-            tracing::warn!("stat cache not saved (files will be re-read next time): {e}");
-        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(entries);
     }
 }
 
@@ -101,11 +161,13 @@ mod tests {
             (k1.clone(), Digest::of(b"1")),
             (kb.clone(), Digest::of(b"b")),
         ]);
+        c.flush();
         assert_eq!(
             c.get_many(&[k1.clone(), k2.clone(), kb.clone()]),
             vec![Some(Digest::of(b"1")), None, Some(Digest::of(b"b"))]
         );
         c.put_many(&[(k2.clone(), Digest::of(b"2"))]);
+        c.flush();
         assert_eq!(
             c.get_many(&[k1, k2, kb]),
             vec![None, Some(Digest::of(b"2")), Some(Digest::of(b"b"))]
