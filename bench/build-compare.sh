@@ -83,6 +83,12 @@ for r in data:
 PY
 }
 
+seconds() { # wall time in seconds of one command, its output discarded
+  local t0 t1
+  t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+  python3 -c "print(f'{$t1 - $t0:.3f}')"
+}
+
 peak_rss() { # peak RSS in MB of one kiln command
   /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.1f MB", $1/1024}'
 }
@@ -178,15 +184,22 @@ for s in "${scenarios[@]}"; do
     # slower for a while, whoever deletes, which would measure the previous
     # run's cleanup rather than the tool. `next` points at the directory the
     # next run uses (prepared, untimed: a state dir holding only the base
-    # image, or an empty floor directory).
+    # image, or an empty floor directory). kiln and the floor alternate run
+    # by run (after one warm-up pair), so that both meet the same disk
+    # state: how fast this disk creates files drifts by 5x over minutes.
     cold=$work/cold; rm -rf "$cold"; mkdir -p "$cold"
     prep_kiln="n=\$(mktemp -d $cold/kiln.XXXX); $kiln --root \$n load -q -i $work/busybox.tar >/dev/null; ln -sfn \$n $cold/next; sync"
     prep_floor="n=\$(mktemp -d $cold/floor.XXXX); ln -sfn \$n $cold/next; sync"
-    hyperfine --runs "$runs" --warmup 1 --export-json "$work/ctx-cold-kiln.json" \
-      --prepare "$prep_kiln" -n "kiln build (context cold)" "$kiln --root $cold/next build -q -t bench-ctx $d" >&2
-    hyperfine --runs "$runs" --warmup 1 --export-json "$work/ctx-cold-floor.json" \
-      --prepare "$prep_floor" -n "floor: tar | tar" "tar -C $d -cf - . | tar -C $cold/next -xf -" >&2
-    files=("$work/ctx-cold-kiln.json" "$work/ctx-cold-floor.json")
+    pairs=$work/ctx-cold-pairs.tsv; : >"$pairs"
+    for i in $(seq 0 "$runs"); do
+      eval "$prep_kiln"
+      tk=$(seconds "$kiln" --root "$cold/next" build -q -t bench-ctx "$d")
+      eval "$prep_floor"
+      tf=$(seconds bash -c "tar -C $d -cf - . | tar -C $cold/next -xf -")
+      echo "ctx-cold pair $i: kiln $tk s, floor $tf s" >&2
+      [ "$i" -gt 0 ] && printf '%s\t%s\n' "$tk" "$tf" >>"$pairs"
+    done
+    files=()
     # BuildKit's cache can only be emptied by deleting it: let the disk
     # settle afterwards so that it pays as little for that as it can.
     if [ $have_docker = 1 ]; then
@@ -200,13 +213,20 @@ for s in "${scenarios[@]}"; do
         -n "buildah bud (context cold)" "buildah bud --layers --no-cache --network=host -q -t bench-ctx $d" >&2
       files+=("$work/ctx-cold-buildah.json")
     fi
-    python3 - ctx-cold "${files[@]}" >>"$results" <<'PY2'
-import json, sys
-data = [r for f in sys.argv[2:] for r in json.load(open(f))["results"]]
-base = data[0]["median"]
+    python3 - ctx-cold "$pairs" "${files[@]}" >>"$results" <<'PY2'
+import json, statistics, sys
+pairs = [tuple(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
+kiln = statistics.median(p[0] for p in pairs)
+floor = statistics.median(p[1] for p in pairs)
+ratio = statistics.median(p[0] / p[1] for p in pairs)
 print(f"\n### {sys.argv[1]}\n\n| tool | median | ratio to kiln |\n|---|---|---|")
-for r in data:
-    print(f"| {r['command']} | {r['median']:.3f} s | {r['median'] / base:.2f}x |")
+print(f"| kiln build (context cold) | {kiln:.3f} s | 1.00x |")
+print(f"| floor: tar \\| tar (alternating with kiln) | {floor:.3f} s | {floor / kiln:.2f}x |")
+for f in sys.argv[3:]:
+    for r in json.load(open(f))["results"]:
+        print(f"| {r['command']} | {r['median']:.3f} s | {r['median'] / kiln:.2f}x |")
+print(f"\nkiln / floor, median of {len(pairs)} alternating pairs: {ratio:.2f}x "
+      f"(pairs: {', '.join(f'{k:.2f}/{f:.2f}' for k, f in pairs)})")
 PY2
     eval "$prep_kiln"
     echo "kiln peak RSS (context cold): $(peak_rss "$kiln" --root "$cold/next" build -q -t bench-ctx "$d")" >>"$results"

@@ -1,12 +1,16 @@
 //! File ops (COPY, ADD, WORKDIR, heredoc files) and HTTP sources.
 //!
-//! A file op with a base writes into an overlay snapshot of the base's
-//! layers through a detached mount (nothing is mounted anywhere; see
-//! `executor::Snapshot::open_root`), so destination paths resolve through
-//! the base's symlinks exactly as in the image and `--chown` names resolve
-//! in its `/etc/passwd`. The snapshot's upperdir becomes the layer. A file
-//! op on scratch (`COPY --link`, heredoc sources) writes into a plain
-//! directory that becomes the whole layer.
+//! A single COPY from the context is planned against a read-only view of
+//! the base (destination paths resolve through the base's symlinks exactly
+//! as in the image, `--chown` names in its `/etc/passwd`) and written
+//! straight into a plain directory in upperdir format that becomes the
+//! layer: all of it the first time, only what changed since the previous
+//! build of the step after that (a delta, see `try_delta`). Other file ops
+//! with a base write into an overlay snapshot of the base's layers through
+//! a detached mount (nothing is mounted anywhere; see
+//! `executor::Snapshot::open_root`); the snapshot's upperdir becomes the
+//! layer. A file op on scratch (`COPY --link`, heredoc sources) writes into
+//! a plain directory that becomes the whole layer.
 
 use std::path::Path;
 use std::sync::Arc;
