@@ -187,7 +187,7 @@ for s in "${scenarios[@]}"; do
     # image, or an empty floor directory). kiln and the floor alternate run
     # by run (after one warm-up pair), so that both meet the same disk
     # state: how fast this disk creates files drifts by 5x over minutes.
-    cold=$work/cold; rm -rf "$cold"; mkdir -p "$cold"
+    cold=$work/ctx-cold-runs; rm -rf "$cold"; mkdir -p "$cold"
     prep_kiln="n=\$(mktemp -d $cold/kiln.XXXX); $kiln --root \$n load -q -i $work/busybox.tar >/dev/null; ln -sfn \$n $cold/next; sync"
     prep_floor="n=\$(mktemp -d $cold/floor.XXXX); ln -sfn \$n $cold/next; sync"
     pairs=$work/ctx-cold-pairs.tsv; : >"$pairs"

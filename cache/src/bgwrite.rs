@@ -1,11 +1,17 @@
-//! A file writer that does its `write`s and the final `fsync` on a
-//! background thread, so that hashing (on the caller's thread) overlaps
-//! with the disk. Storing a 1 GiB blob is otherwise hash time + write
-//! time; with this it is about the larger of the two.
+//! Writers whose bytes are consumed on a background thread, so that the
+//! work of producing them (hashing, walking a tree, reading files) overlaps
+//! with the work of consuming them.
 //!
-//! Memory is bounded: at most `DEPTH` buffers of `CHUNK` bytes are in
-//! flight. An error on the thread is reported by the next `write` or by
-//! `finish`.
+//! [`Offload`] hands chunks of [`CHUNK`] bytes to a thread running a
+//! consumer; memory is bounded (at most [`DEPTH`] chunks in flight, emptied
+//! chunks come back for reuse). An error on the thread is reported by the
+//! next `write` or by [`Offload::finish`]. Two consumers:
+//!
+//! - [`BgWriter`]: writes to a file and fsyncs it at the end, so storing a
+//!   1 GiB blob is about the larger of hash time and write time, not their
+//!   sum;
+//! - [`crate::digest::hash_written`]: sha256, so that producing a layer tar
+//!   and hashing it overlap.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -15,30 +21,51 @@ use std::thread::JoinHandle;
 const CHUNK: usize = 1 << 20;
 const DEPTH: usize = 4;
 
-/// Writes to a file on a background thread.
-pub(crate) struct BgWriter {
+/// Bytes written here are consumed on a background thread; `T` is what
+/// the consumer returns at the end.
+pub(crate) struct Offload<T> {
     buf: Vec<u8>,
     tx: Option<SyncSender<Vec<u8>>>,
     /// Emptied buffers coming back, to avoid reallocating.
     spare: Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<File>>>,
+    thread: Option<JoinHandle<io::Result<T>>>,
 }
+
+/// Writes to a file on a background thread and fsyncs it at the end.
+pub(crate) type BgWriter = Offload<File>;
 
 impl BgWriter {
     pub(crate) fn new(file: File) -> BgWriter {
+        Offload::spawn(
+            file,
+            |f, chunk| f.write_all(chunk),
+            |f| {
+                f.sync_all()?;
+                Ok(f)
+            },
+        )
+    }
+}
+
+impl<T: Send + 'static> Offload<T> {
+    /// Starts the thread: `consume` gets each chunk in order with `state`,
+    /// `finish` turns the state into the result once all is consumed.
+    pub(crate) fn spawn<S: Send + 'static>(
+        mut state: S,
+        mut consume: impl FnMut(&mut S, &[u8]) -> io::Result<()> + Send + 'static,
+        finish: impl FnOnce(S) -> io::Result<T> + Send + 'static,
+    ) -> Offload<T> {
         let (tx, rx) = sync_channel::<Vec<u8>>(DEPTH);
         let (spare_tx, spare) = sync_channel::<Vec<u8>>(DEPTH + 1);
         let thread = std::thread::spawn(move || {
-            let mut file = file;
             for mut chunk in rx {
-                file.write_all(&chunk)?;
+                consume(&mut state, &chunk)?;
                 chunk.clear();
                 let _ = spare_tx.try_send(chunk);
             }
-            file.sync_all()?;
-            Ok(file)
+            finish(state)
         });
-        BgWriter {
+        Offload {
             buf: Vec::with_capacity(CHUNK),
             tx: Some(tx),
             spare,
@@ -58,23 +85,23 @@ impl BgWriter {
             return Err(self
                 .join()
                 .err()
-                .unwrap_or_else(|| io::Error::other("writer thread stopped")));
+                .unwrap_or_else(|| io::Error::other("background thread stopped")));
         }
         Ok(())
     }
 
-    fn join(&mut self) -> io::Result<File> {
+    fn join(&mut self) -> io::Result<T> {
         self.tx = None;
         match self.thread.take() {
             Some(t) => t
                 .join()
-                .map_err(|_| io::Error::other("writer thread panicked"))?,
-            None => Err(io::Error::other("writer already finished")),
+                .map_err(|_| io::Error::other("background thread panicked"))?,
+            None => Err(io::Error::other("background thread already finished")),
         }
     }
 
-    /// Writes what is buffered, waits for the thread, fsyncs; returns the file.
-    pub(crate) fn finish(mut self) -> io::Result<File> {
+    /// Hands over what is buffered, waits for the thread; returns its result.
+    pub(crate) fn finish(mut self) -> io::Result<T> {
         if !self.buf.is_empty() {
             self.send()?;
         }
@@ -82,7 +109,7 @@ impl BgWriter {
     }
 }
 
-impl Write for BgWriter {
+impl<T: Send + 'static> Write for Offload<T> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
@@ -97,10 +124,11 @@ impl Write for BgWriter {
     }
 }
 
-impl Drop for BgWriter {
+impl<T> Drop for Offload<T> {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            let _ = self.join();
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

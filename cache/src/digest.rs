@@ -7,11 +7,11 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
-use std::sync::mpsc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
+use crate::bgwrite::Offload;
 use crate::error::{Error, Result};
 
 /// A validated `sha256:<64 lower-case hex>` digest.
@@ -185,82 +185,20 @@ impl<W: Write> Write for HashingWriter<W> {
 /// bytes (walking a tree, reading files, building headers) and hashing
 /// them overlap instead of taking turns. sha256 cannot be split, so on a
 /// big stream this brings the time down to the larger of the two, not
-/// their sum. Chunks of [`CHUNK`] bytes are handed over through a bounded
-/// queue (memory: a few chunks) and recycled.
+/// their sum.
 pub(crate) fn hash_written(
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<(Digest, u64)> {
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
-    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::scope(|s| {
-        let hasher = s.spawn(move || {
-            let mut h = Hasher::default();
-            for chunk in full_rx {
-                h.update(&chunk);
-                // The writer may be gone already; then the chunk is dropped.
-                let _ = free_tx.send(chunk);
-            }
-            h.finish()
-        });
-        let mut w = ChunkSender {
-            buf: Vec::with_capacity(CHUNK),
-            full: full_tx,
-            free: free_rx,
-        };
-        let written = write(&mut w).and_then(|()| w.send());
-        drop(w);
-        let hashed = hasher
-            .join()
-            .map_err(|_| io::Error::other("the hashing thread panicked"))?;
-        written.map(|()| hashed)
-    })
-}
-
-/// How much [`hash_written`] hands to its hashing thread at a time.
-const CHUNK: usize = 1 << 20;
-/// How many chunks may wait for the hashing thread.
-const IN_FLIGHT: usize = 4;
-
-/// The writing end of [`hash_written`].
-struct ChunkSender {
-    buf: Vec<u8>,
-    full: mpsc::SyncSender<Vec<u8>>,
-    free: mpsc::Receiver<Vec<u8>>,
-}
-
-impl ChunkSender {
-    /// Hands the current chunk (if any) to the hashing thread.
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let next = match self.free.try_recv() {
-            Ok(mut b) => {
-                b.clear();
-                b
-            }
-            Err(_) => Vec::with_capacity(CHUNK),
-        };
-        let chunk = std::mem::replace(&mut self.buf, next);
-        self.full
-            .send(chunk)
-            .map_err(|_| io::Error::other("the hashing thread stopped"))
-    }
-}
-
-impl Write for ChunkSender {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    let mut w = Offload::spawn(
+        Hasher::default(),
+        |h, chunk| {
+            h.update(chunk);
+            Ok(())
+        },
+        |h| Ok(h.finish()),
+    );
+    write(&mut w)?;
+    w.finish()
 }
 
 #[cfg(test)]
@@ -303,6 +241,7 @@ mod tests {
     #[test]
     fn hash_written_matches_a_plain_hash_at_chunk_boundaries() {
         // Lengths around the chunk size and odd write sizes.
+        const CHUNK: usize = 1 << 20; // the hashing thread's chunk size
         for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 12345] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let (d, n) = hash_written(|w| {
@@ -319,7 +258,7 @@ mod tests {
     #[test]
     fn hash_written_reports_the_writers_error() {
         let err = hash_written(|w| {
-            w.write_all(&vec![1u8; 3 * CHUNK])?;
+            w.write_all(&vec![1u8; 3 << 20])?;
             Err(io::Error::other("disk on fire"))
         })
         .unwrap_err();
