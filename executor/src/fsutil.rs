@@ -29,26 +29,94 @@ pub(crate) fn is_overlay_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
 }
 
+/// Where extended attributes are read: a path (not following a final
+/// symlink), or a file already open (no path lookup).
+#[derive(Clone, Copy)]
+pub(crate) enum XattrSource<'a> {
+    /// A path.
+    Path(&'a Path),
+    /// An open file, and its path for error messages.
+    File(&'a std::fs::File, &'a Path),
+}
+
+impl XattrSource<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            XattrSource::Path(p) | XattrSource::File(_, p) => p,
+        }
+    }
+
+    fn list(&self, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Path(p) => rustix::fs::llistxattr(*p, buf),
+            XattrSource::File(f, _) => rustix::fs::flistxattr(f, buf),
+        }
+    }
+
+    fn get(&self, name: &OsStr, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Path(p) => rustix::fs::lgetxattr(*p, name, buf),
+            XattrSource::File(f, _) => rustix::fs::fgetxattr(f, name, buf),
+        }
+    }
+
+    /// Calls `read` with a buffer that grows until the value fits (most
+    /// values fit the first one: one system call).
+    fn read_grown(
+        &self,
+        read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    ) -> rustix::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            match read(&mut buf[..]) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(rustix::io::Errno::RANGE) => {
+                    let need = read(&mut [])?;
+                    buf.resize(need.max(buf.len() * 2), 0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One xattr; `None` if absent or if the filesystem has no xattrs.
+    pub(crate) fn get_one(&self, name: &OsStr) -> Result<Option<Vec<u8>>> {
+        match self.read_grown(|b| self.get(name, b)) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if no_attr(e) => Ok(None),
+            Err(e) => Err(e).ctx("read xattr of", self.path()),
+        }
+    }
+
+    /// All xattrs except overlayfs' own, sorted by name so that output
+    /// built from them is deterministic.
+    pub(crate) fn all(&self) -> Result<Vec<Xattr>> {
+        let names = match self.read_grown(|b| self.list(b)) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx("list xattrs of", self.path()),
+        };
+        let mut out = Vec::new();
+        for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            if is_overlay_xattr(name) {
+                continue;
+            }
+            if let Some(value) = self.get_one(OsStr::from_bytes(name))? {
+                out.push((name.to_vec(), value));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
 /// Reads one xattr without following symlinks; `None` if absent or if the
 /// filesystem has no xattrs.
 pub(crate) fn get_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
-    loop {
-        let len = match rustix::fs::lgetxattr_query(path, name) {
-            Ok(len) => len,
-            Err(e) if no_attr(e) => return Ok(None),
-            Err(e) => return Err(e).ctx("read xattr of", path),
-        };
-        let mut buf = vec![0u8; len];
-        match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
-            }
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(e) if no_attr(e) => return Ok(None),
-            Err(e) => return Err(e).ctx("read xattr of", path),
-        }
-    }
+    XattrSource::Path(path).get_one(OsStr::new(name))
 }
 
 fn no_attr(e: rustix::io::Errno) -> bool {
@@ -68,37 +136,7 @@ pub(crate) fn is_opaque(path: &Path) -> Result<bool> {
 /// All xattrs of `path` (not following symlinks) except overlayfs' own,
 /// sorted by name so that output built from them is deterministic.
 pub(crate) fn xattrs(path: &Path) -> Result<Vec<Xattr>> {
-    let names = loop {
-        let len = match rustix::fs::llistxattr_query(path) {
-            Ok(len) => len,
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(e).ctx("list xattrs of", path),
-        };
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; len];
-        match rustix::fs::llistxattr(path, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                break buf;
-            }
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(e) => return Err(e).ctx("list xattrs of", path),
-        }
-    };
-    let mut out = Vec::new();
-    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        if is_overlay_xattr(name) {
-            continue;
-        }
-        let name_str = OsStr::from_bytes(name);
-        if let Some(value) = get_xattr(path, &name_str.to_string_lossy())? {
-            out.push((name.to_vec(), value));
-        }
-    }
-    out.sort();
-    Ok(out)
+    XattrSource::Path(path).all()
 }
 
 /// Sets xattrs on `path` without following symlinks.

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::{DiffSummary, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::xattrs;
+use crate::fsutil::{XattrSource, xattrs};
 
 /// Tar blocks are this big.
 const BLOCK: usize = 512;
@@ -110,10 +110,10 @@ impl<W: Write> TarWriter<W> {
             return Ok(());
         }
         // A hard link's xattrs are its inode's, already on the first entry.
-        let attrs = if header.entry_type() == tar::EntryType::Link {
-            Vec::new()
-        } else {
-            xattrs(full)?
+        let attrs = match &content {
+            _ if header.entry_type() == tar::EntryType::Link => Vec::new(),
+            Some((f, _)) => XattrSource::File(f, full).all()?,
+            None => xattrs(full)?,
         };
         for (k, v) in attrs {
             let mut key = b"SCHILY.xattr.".to_vec();

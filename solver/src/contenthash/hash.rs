@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::header::header_bytes;
 use super::statcache::StatKey;
-use super::tree::{Node, SourceTree};
+use super::tree::{Node, SourceTree, read_file_xattrs};
 use super::{Digest, Error, Result};
 
 impl SourceTree {
@@ -114,22 +114,27 @@ impl SourceTree {
 
     fn hash_file(&self, node: &Node) -> Result<Digest> {
         let mut h = Sha256::new();
-        let xattrs = self.xattrs(node)?;
         let (uid, gid) = self.owner(node);
+        if node.meta().size == 0 {
+            let xattrs = self.xattrs(node)?;
+            h.update(header_bytes(node.meta(), uid, gid, None, &xattrs));
+            return Ok(Digest::from_hasher(h));
+        }
+        // Opened first, so that its xattrs are read without another path
+        // lookup.
+        let path = self.disk_path(node);
+        let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let xattrs = read_file_xattrs(&f, &path)?;
         h.update(header_bytes(node.meta(), uid, gid, None, &xattrs));
-        if node.meta().size > 0 {
-            let path = self.disk_path(node);
-            let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            // Sized to the file: zeroing 256 KiB for each of 20,000 small
-            // files cost more than hashing them.
-            let mut buf = vec![0u8; (node.meta().size as usize).clamp(1, 256 * 1024)];
-            loop {
-                let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
+        // Sized to the file: zeroing 256 KiB for each of 20,000 small
+        // files cost more than hashing them.
+        let mut buf = vec![0u8; (node.meta().size as usize).clamp(1, 256 * 1024)];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
+            if n == 0 {
+                break;
             }
+            h.update(&buf[..n]);
         }
         Ok(Digest::from_hasher(h))
     }

@@ -27,7 +27,7 @@ pub use digest::Digest;
 pub use header::{header_bytes, xattr_counts};
 pub use select::{SelectedEntry, Selection, SourceMatch};
 pub use statcache::{FileStatCache, MemoryStatCache, StatCache, StatKey};
-pub use tree::{Meta, Node, SourceOptions, SourceTree, read_xattrs};
+pub use tree::{Meta, Node, SourceOptions, SourceTree, read_file_xattrs, read_xattrs};
 
 /// Errors of content hashing.
 #[derive(Debug, thiserror::Error)]

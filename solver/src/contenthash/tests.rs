@@ -342,3 +342,26 @@ fn file_digest_is_header_then_content() {
     expect.extend_from_slice(b"b");
     assert_eq!(t.digest(&n).unwrap(), Digest::of(&expect));
 }
+
+#[test]
+fn a_files_xattrs_are_part_of_its_digest() {
+    let d = sample();
+    let plain = ctx_tree(d.path(), &[]);
+    let n = plain.resolve(b"b.txt", false).unwrap().unwrap();
+    let before = plain.digest(&n).unwrap();
+    let p = d.path().join("b.txt");
+    rustix::fs::lsetxattr(&p, "user.kiln", b"v", rustix::fs::XattrFlags::empty())
+        .expect("user xattrs on the test filesystem");
+    let t = ctx_tree(d.path(), &[]);
+    let n = t.resolve(b"b.txt", false).unwrap().unwrap();
+    let mut expect = header_bytes(
+        n.meta(),
+        0,
+        0,
+        None,
+        &[(b"user.kiln".to_vec(), b"v".to_vec())],
+    );
+    expect.extend_from_slice(b"b");
+    assert_eq!(t.digest(&n).unwrap(), Digest::of(&expect));
+    assert_ne!(t.digest(&n).unwrap(), before);
+}

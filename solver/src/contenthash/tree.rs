@@ -71,6 +71,26 @@ impl Meta {
         }
     }
 
+    /// From a `stat` made with `statat`.
+    pub fn from_stat(st: &rustix::fs::Stat) -> Meta {
+        Meta {
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: st.st_size as u64,
+            mtime: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec as i64,
+            atime: st.st_atime,
+            atime_nsec: st.st_atime_nsec as i64,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec as i64,
+            ino: st.st_ino,
+            dev: st.st_dev,
+            rdev: st.st_rdev,
+            nlink: st.st_nlink,
+        }
+    }
+
     /// The file type bits.
     pub fn file_type(&self) -> u32 {
         self.mode & libc_s::S_IFMT
@@ -257,12 +277,24 @@ impl SourceTree {
     }
 
     fn load_children(&self, node: &Node) -> Result<Vec<Arc<Node>>> {
+        use rustix::fs::{AtFlags, Mode, OFlags};
         let dir = self.disk_path(node);
-        let mut names: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| Error::io(&dir, e))?;
+        // Entries are looked up relative to the open directory: one path
+        // component per lookup instead of the whole path.
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(&dir, e.into()))?;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for e in rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io(&dir, e.into()))? {
+            let e = e.map_err(|e| Error::io(&dir, e.into()))?;
+            let name = e.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+        }
         names.sort();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
@@ -272,13 +304,17 @@ impl SourceTree {
             }
             rel.extend_from_slice(&name);
             let path = dir.join(OsStr::from_bytes(&name));
-            let md = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
+            let st = match rustix::fs::statat(
+                &fd,
+                OsStr::from_bytes(&name),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => st,
                 // Vanished while we listed: it is not part of the source.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&path, e)),
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(Error::io(&path, e.into())),
             };
-            let meta = Meta::from_std(&md);
+            let meta = Meta::from_stat(&st);
             let (verdict, match_info) =
                 self.opts
                     .filter
@@ -288,11 +324,9 @@ impl SourceTree {
             }
             let link = if meta.is_symlink() {
                 Some(
-                    std::fs::read_link(&path)
-                        .map_err(|e| Error::io(&path, e))?
-                        .as_os_str()
-                        .as_bytes()
-                        .to_vec(),
+                    rustix::fs::readlinkat(&fd, OsStr::from_bytes(&name), Vec::new())
+                        .map_err(|e| Error::io(&path, e.into()))?
+                        .into_bytes(),
                 )
             } else {
                 None
@@ -376,9 +410,31 @@ impl SourceTree {
 /// Reads every xattr of a path without following a final symlink. Filesystems
 /// without xattr support give an empty list.
 pub fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    collect_xattrs(
+        path,
+        |b| rustix::fs::llistxattr(path, b),
+        |n, b| rustix::fs::lgetxattr(path, n, b),
+    )
+}
+
+/// [`read_xattrs`] of a file already open (no path lookup); `path` names
+/// it in errors.
+pub fn read_file_xattrs(f: &std::fs::File, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    collect_xattrs(
+        path,
+        |b| rustix::fs::flistxattr(f, b),
+        |n, b| rustix::fs::fgetxattr(f, n, b),
+    )
+}
+
+fn collect_xattrs(
+    path: &Path,
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&OsStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut buf = vec![0u8; 1024];
     let n = loop {
-        match rustix::fs::llistxattr(path, &mut buf[..]) {
+        match list(&mut buf[..]) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) => buf.resize(buf.len() * 4, 0),
             Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
@@ -389,7 +445,7 @@ pub fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     for name in buf[..n].split(|&c| c == 0).filter(|s| !s.is_empty()) {
         let mut val = vec![0u8; 256];
         loop {
-            match rustix::fs::lgetxattr(path, name, &mut val[..]) {
+            match get(OsStr::from_bytes(name), &mut val[..]) {
                 Ok(len) => {
                     val.truncate(len);
                     out.push((name.to_vec(), val));

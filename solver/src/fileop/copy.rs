@@ -28,7 +28,7 @@ use super::chmod::Chmod;
 use super::owner::Owner;
 use super::root::{RootDir, fchown, is_dir, split_parent};
 use super::{Error, Result, archive};
-use crate::contenthash::{Digest, Node, Selection, SourceTree, read_xattrs};
+use crate::contenthash::{Digest, Node, Selection, SourceTree, read_file_xattrs, read_xattrs};
 use crate::context::PatternMatcher;
 
 /// How to copy (BuildKit's `FileActionCopy` fields that concern writing).
@@ -533,12 +533,24 @@ fn io_err(root: &RootDir, path: &str, e: Errno) -> Error {
 fn copy_xattrs(src: Option<&PathBuf>, fd: &OwnedFd) {
     let Some(src) = src else { return };
     let Ok(list) = read_xattrs(src) else { return };
+    set_xattrs(&list, src, fd);
+}
+
+/// Copies the xattrs of `input` (open, at `src`) to `fd`.
+fn copy_file_xattrs(input: &std::fs::File, src: &std::path::Path, fd: &OwnedFd) {
+    let Ok(list) = read_file_xattrs(input, src) else {
+        return;
+    };
+    set_xattrs(&list, src, fd);
+}
+
+fn set_xattrs(list: &[(Vec<u8>, Vec<u8>)], src: &std::path::Path, fd: &OwnedFd) {
     for (k, v) in list {
-        if let Err(e) = rustix::fs::fsetxattr(fd, k.as_slice(), &v, rustix::fs::XattrFlags::empty())
+        if let Err(e) = rustix::fs::fsetxattr(fd, k.as_slice(), v, rustix::fs::XattrFlags::empty())
         {
             tracing::debug!(
                 "xattr {} on copy of {}: {e}",
-                String::from_utf8_lossy(&k),
+                String::from_utf8_lossy(k),
                 src.display()
             );
         }
@@ -654,7 +666,7 @@ fn write_leaf(root: &RootDir, dir: &OwnedFd, e: &PlanEntry) -> Result<()> {
             fchown(&out, e.m.uid, e.m.gid).map_err(|er| io_err(root, &e.m.path, er))?;
             rustix::fs::fchmod(&out, Mode::from_raw_mode(e.m.mode & 0o7777))
                 .map_err(|er| io_err(root, &e.m.path, er))?;
-            copy_xattrs(Some(src), &out);
+            copy_file_xattrs(&input, src, &out);
             if let Some(t) = times(e) {
                 rustix::fs::futimens(&out, &t).map_err(|er| io_err(root, &e.m.path, er))?;
             }
