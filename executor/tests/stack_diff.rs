@@ -24,6 +24,10 @@ fn whiteout(p: &Path) {
     rustix::fs::mknodat(CWD, p, FileType::CharacterDevice, Mode::empty(), 0).unwrap();
 }
 
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    rustix::fs::lsetxattr(p, name, value, XattrFlags::empty()).unwrap();
+}
+
 fn set_mtime(p: &Path, sec: i64, nsec: i64) {
     let t = rustix::fs::Timestamps {
         last_access: rustix::fs::Timespec {
@@ -59,13 +63,7 @@ fn fixture() -> (Vec<PathBuf>, PathBuf) {
     write(&bottom.join("ctx/d/x"), "x");
     write(&bottom.join("ctx/d/y"), "y");
     write(&bottom.join("ctx/attr"), "xattr");
-    rustix::fs::lsetxattr(
-        bottom.join("ctx/attr"),
-        "user.kiln.test",
-        b"v",
-        XattrFlags::empty(),
-    )
-    .unwrap();
+    set_xattr(&bottom.join("ctx/attr"), "user.kiln.test", b"v");
     rustix::fs::mknodat(
         CWD,
         bottom.join("ctx/fifo"),
@@ -82,13 +80,7 @@ fn fixture() -> (Vec<PathBuf>, PathBuf) {
     std::fs::create_dir_all(mid.join("ctx")).unwrap();
     whiteout(&mid.join("ctx/gone"));
     write(&mid.join("ctx/d/z"), "z");
-    rustix::fs::lsetxattr(
-        mid.join("ctx/d"),
-        "trusted.overlay.opaque",
-        b"y",
-        XattrFlags::empty(),
-    )
-    .unwrap();
+    set_xattr(&mid.join("ctx/d"), "trusted.overlay.opaque", b"y");
     write(&mid.join("ctx/c"), "c-new");
     // Top: a new file, a file become a directory, a whiteout of nothing.
     write(&top.join("ctx/new"), "n");

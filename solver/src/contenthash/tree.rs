@@ -303,7 +303,7 @@ impl SourceTree {
                 rel.push(b'/');
             }
             rel.extend_from_slice(&name);
-            let path = dir.join(OsStr::from_bytes(&name));
+            let path = || dir.join(OsStr::from_bytes(&name));
             let st = match rustix::fs::statat(
                 &fd,
                 OsStr::from_bytes(&name),
@@ -312,7 +312,7 @@ impl SourceTree {
                 Ok(st) => st,
                 // Vanished while we listed: it is not part of the source.
                 Err(rustix::io::Errno::NOENT) => continue,
-                Err(e) => return Err(Error::io(&path, e.into())),
+                Err(e) => return Err(Error::io(&path(), e.into())),
             };
             let meta = Meta::from_stat(&st);
             let (verdict, match_info) =
@@ -325,7 +325,7 @@ impl SourceTree {
             let link = if meta.is_symlink() {
                 Some(
                     rustix::fs::readlinkat(&fd, OsStr::from_bytes(&name), Vec::new())
-                        .map_err(|e| Error::io(&path, e.into()))?
+                        .map_err(|e| Error::io(&path(), e.into()))?
                         .into_bytes(),
                 )
             } else {

@@ -57,9 +57,7 @@ impl StoreStatCache {
             .unwrap_or_else(|e| e.into_inner())
             .push(writer);
     }
-}
 
-impl StoreStatCache {
     /// Saves the pending entries and waits for the saves in progress.
     fn flush(&self) {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
@@ -173,5 +171,24 @@ mod tests {
             vec![None, Some(Digest::of(b"2")), Some(Digest::of(b"b"))]
         );
         assert_eq!(store.cache_scan("s:").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn background_and_pending_saves_are_finished_on_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(d.path()).unwrap());
+        let key = |p: &str| StatKey::new(Path::new(p), &Meta::default(), true);
+        let c = StoreStatCache::new(store.clone());
+        c.put_many(&[(key("/ctx/a"), Digest::of(b"a"))]);
+        // Nothing is written before the solver says the lookups are done.
+        assert!(store.cache_scan("s:").unwrap().is_empty());
+        c.save_in_background();
+        c.put_many(&[(key("/ctx/b"), Digest::of(b"b"))]);
+        drop(c);
+        let again = StoreStatCache::new(store.clone());
+        assert_eq!(
+            again.get_many(&[key("/ctx/a"), key("/ctx/b")]),
+            vec![Some(Digest::of(b"a")), Some(Digest::of(b"b"))]
+        );
     }
 }
