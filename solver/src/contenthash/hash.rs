@@ -14,8 +14,8 @@ use super::tree::{Node, SourceTree, read_file_xattrs};
 use super::{Digest, Error, Result};
 
 impl SourceTree {
-    /// The content digest of a node: for a file, sha256 of its header then its
-    /// content; for a directory, the Merkle hash of its own header and its
+    /// The content digest of a node: for a file, BLAKE3 of its header then
+    /// its content; for a directory, the Merkle hash of its own header and its
     /// entries (each as `\0name` followed by the entry's digest, in byte
     /// order of names); for anything else its header. Symlinks are not
     /// followed. Files are hashed in parallel, consulting the stat cache.
@@ -113,19 +113,19 @@ impl SourceTree {
     }
 
     fn hash_file(&self, node: &Node) -> Result<Digest> {
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         let (uid, gid) = self.owner(node);
         if node.meta().size == 0 {
             let xattrs = self.xattrs(node)?;
-            h.update(header_bytes(node.meta(), uid, gid, None, &xattrs));
-            return Ok(Digest::from_hasher(h));
+            h.update(&header_bytes(node.meta(), uid, gid, None, &xattrs));
+            return Ok(Digest::from_blake3(h));
         }
         // Opened first, so that its xattrs are read without another path
         // lookup.
         let path = self.disk_path(node);
         let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
         let xattrs = read_file_xattrs(&f, &path)?;
-        h.update(header_bytes(node.meta(), uid, gid, None, &xattrs));
+        h.update(&header_bytes(node.meta(), uid, gid, None, &xattrs));
         // Sized to the file: zeroing 256 KiB for each of 20,000 small
         // files cost more than hashing them.
         let mut buf = vec![0u8; (node.meta().size as usize).clamp(1, 256 * 1024)];
@@ -136,7 +136,7 @@ impl SourceTree {
             }
             h.update(&buf[..n]);
         }
-        Ok(Digest::from_hasher(h))
+        Ok(Digest::from_blake3(h))
     }
 
     fn merkle(&self, node: &Arc<Node>) -> Result<Digest> {

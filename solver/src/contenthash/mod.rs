@@ -5,8 +5,10 @@
 //! digests ignore mtimes and cover, per entry, the tarsum-v1 header fields
 //! (mode with setuid/setgid/sticky, uid, gid — 0:0 for the context —, size,
 //! type, symlink target, device numbers, xattrs as BuildKit filters them)
-//! and the content; a directory's digest is a Merkle hash over its sorted
-//! entries. [`SourceTree::selection_digest`] gives the cache-key input of one
+//! and the content (BLAKE3 for a file's header and content: a cold context
+//! is read and hashed in full, and BLAKE3 is several times faster than
+//! sha256 on one core; sha256 elsewhere); a directory's digest is a Merkle
+//! hash over its sorted entries. [`SourceTree::selection_digest`] gives the cache-key input of one
 //! COPY source ([`Selection`]): exactly the selected files' names, modes,
 //! ownership and content.
 //!

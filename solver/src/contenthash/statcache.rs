@@ -118,7 +118,7 @@ impl FileStatCache {
                 let Some((k, d)) = line.split_once(' ') else {
                     continue;
                 };
-                let (Ok(k), Some(d)) = (hex::decode(k), Digest::parse(d)) else {
+                let (Ok(k), Some(d)) = (hex::decode(k), Digest::parse_file(d)) else {
                     continue;
                 };
                 entries.push((StatKey(k), d));
@@ -193,11 +193,11 @@ mod tests {
         assert_ne!(k, k2, "zeroed ownership is part of the key");
         let c = FileStatCache::open(&p);
         assert!(c.is_empty());
-        c.put_many(&[(k.clone(), Digest::of(b"x"))]);
+        c.put_many(&[(k.clone(), Digest::of_file(b"x"))]);
         let c = FileStatCache::open(&p);
         assert_eq!(
             c.get_many(&[k.clone(), k2.clone()]),
-            vec![Some(Digest::of(b"x")), None]
+            vec![Some(Digest::of_file(b"x")), None]
         );
         std::fs::write(&p, "zz not-a-digest\n\n").unwrap();
         assert!(FileStatCache::open(&p).is_empty());

@@ -340,7 +340,7 @@ fn file_digest_is_header_then_content() {
         &read_xattrs(&d.path().join("b.txt")).unwrap(),
     );
     expect.extend_from_slice(b"b");
-    assert_eq!(t.digest(&n).unwrap(), Digest::of(&expect));
+    assert_eq!(t.digest(&n).unwrap(), Digest::of_file(&expect));
 }
 
 #[test]
@@ -362,6 +362,6 @@ fn a_files_xattrs_are_part_of_its_digest() {
         &[(b"user.kiln".to_vec(), b"v".to_vec())],
     );
     expect.extend_from_slice(b"b");
-    assert_eq!(t.digest(&n).unwrap(), Digest::of(&expect));
+    assert_eq!(t.digest(&n).unwrap(), Digest::of_file(&expect));
     assert_ne!(t.digest(&n).unwrap(), before);
 }

@@ -118,7 +118,7 @@ impl StatCache for StoreStatCache {
         match self.store.cache_get_many(&refs) {
             Ok(vals) => vals
                 .into_iter()
-                .map(|v| v.and_then(|b| Digest::parse(std::str::from_utf8(&b).ok()?)))
+                .map(|v| v.and_then(|b| Digest::parse_file(std::str::from_utf8(&b).ok()?)))
                 .collect(),
             Err(e) => {
                 tracing::warn!("stat cache lookup failed (files will be re-read): {e}");
@@ -156,19 +156,27 @@ mod tests {
         let k2 = StatKey::new(Path::new("/ctx/a"), &m2, true);
         let kb = StatKey::new(Path::new("/ctx/b"), &m1, true);
         c.put_many(&[
-            (k1.clone(), Digest::of(b"1")),
-            (kb.clone(), Digest::of(b"b")),
+            (k1.clone(), Digest::of_file(b"1")),
+            (kb.clone(), Digest::of_file(b"b")),
         ]);
         c.flush();
         assert_eq!(
             c.get_many(&[k1.clone(), k2.clone(), kb.clone()]),
-            vec![Some(Digest::of(b"1")), None, Some(Digest::of(b"b"))]
+            vec![
+                Some(Digest::of_file(b"1")),
+                None,
+                Some(Digest::of_file(b"b"))
+            ]
         );
-        c.put_many(&[(k2.clone(), Digest::of(b"2"))]);
+        c.put_many(&[(k2.clone(), Digest::of_file(b"2"))]);
         c.flush();
         assert_eq!(
             c.get_many(&[k1, k2, kb]),
-            vec![None, Some(Digest::of(b"2")), Some(Digest::of(b"b"))]
+            vec![
+                None,
+                Some(Digest::of_file(b"2")),
+                Some(Digest::of_file(b"b"))
+            ]
         );
         assert_eq!(store.cache_scan("s:").unwrap().len(), 2);
     }
@@ -179,16 +187,29 @@ mod tests {
         let store = Arc::new(Store::open(d.path()).unwrap());
         let key = |p: &str| StatKey::new(Path::new(p), &Meta::default(), true);
         let c = StoreStatCache::new(store.clone());
-        c.put_many(&[(key("/ctx/a"), Digest::of(b"a"))]);
+        c.put_many(&[(key("/ctx/a"), Digest::of_file(b"a"))]);
         // Nothing is written before the solver says the lookups are done.
         assert!(store.cache_scan("s:").unwrap().is_empty());
         c.save_in_background();
-        c.put_many(&[(key("/ctx/b"), Digest::of(b"b"))]);
+        c.put_many(&[(key("/ctx/b"), Digest::of_file(b"b"))]);
         drop(c);
         let again = StoreStatCache::new(store.clone());
         assert_eq!(
             again.get_many(&[key("/ctx/a"), key("/ctx/b")]),
-            vec![Some(Digest::of(b"a")), Some(Digest::of(b"b"))]
+            vec![Some(Digest::of_file(b"a")), Some(Digest::of_file(b"b"))]
         );
+    }
+
+    #[test]
+    fn entries_from_before_file_digests_were_blake3_are_misses() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(d.path()).unwrap());
+        let key = StatKey::new(Path::new("/ctx/a"), &Meta::default(), true);
+        let c = StoreStatCache::new(store.clone());
+        c.put_many(&[(key.clone(), Digest::of(b"a"))]);
+        drop(c);
+        assert_eq!(store.cache_scan("s:").unwrap().len(), 1);
+        let c = StoreStatCache::new(store);
+        assert_eq!(c.get_many(&[key]), vec![None]);
     }
 }
