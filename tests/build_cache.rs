@@ -399,3 +399,71 @@ fn a_delta_copy_layer_is_written_by_save_when_nothing_unpacked_it() {
     assert_eq!(files["app/a.txt"].data, b"a\n");
     assert!(!files.contains_key("app/b.txt"));
 }
+
+/// `kiln build --progress=plain ARGS… .` with the first-copy debug line on.
+fn build_logged(k: &Kiln, args: &[&str]) -> String {
+    let mut cmd = k.cmd(&["build", "--progress=plain"]);
+    cmd.args(args)
+        .arg(".")
+        .env("KILN_LOG", "solver::solve::firstcopy=debug");
+    let out = testkit::cli::run_ok(&mut cmd);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_first_context_copy_runs_beside_its_key_only_when_nothing_can_hit() {
+    const BESIDE: &str = "cache key (beside the copy)";
+    let k = Kiln::new();
+    k.write("Dockerfile", "FROM busybox\nCOPY src /src\n");
+    k.write("src/a.txt", "a1\n");
+    k.write("src/d/b.txt", "b1\n");
+    // Nothing of this step's shape was ever recorded: copied at once.
+    let p = build_logged(&k, &["-t", "first:1"]);
+    assert_eq!(outcome(&p, "COPY src /src"), "DONE");
+    assert!(p.contains(BESIDE), "{p}");
+    assert_eq!(k.file("first:1", "/src/d/b.txt"), "b1\n");
+    // ... and recorded under the key computed beside it.
+    let p = build_logged(&k, &["-t", "first:1"]);
+    assert_eq!(outcome(&p, "COPY src /src"), "CACHED");
+    assert!(!p.contains(BESIDE), "{p}");
+    // Another Dockerfile (no earlier build of its steps) with the same
+    // COPY on the same base, other content: an entry of that shape exists,
+    // so the key comes first (it could hit).
+    k.write(
+        "other.Dockerfile",
+        "FROM busybox\nCOPY src /src\nRUN true\n",
+    );
+    k.write("src/a.txt", "a2\n");
+    let p = build_logged(&k, &["-f", "other.Dockerfile", "-t", "first:2"]);
+    assert_eq!(outcome(&p, "COPY src /src"), "DONE");
+    assert!(!p.contains(BESIDE), "{p}");
+    assert_eq!(k.file("first:2", "/src/a.txt"), "a2\n");
+    // Back to the first content: that other Dockerfile hits the entry the
+    // first build recorded.
+    k.write("src/a.txt", "a1\n");
+    let p = build_logged(&k, &["-f", "other.Dockerfile"]);
+    assert_eq!(outcome(&p, "COPY src /src"), "CACHED");
+    // --no-cache: nothing can hit.
+    let p = build_logged(&k, &["--no-cache", "-t", "first:3"]);
+    assert_eq!(outcome(&p, "COPY src /src"), "DONE");
+    assert!(p.contains(BESIDE), "{p}");
+    assert_eq!(k.file("first:3", "/src/a.txt"), "a1\n");
+}
+
+#[test]
+fn a_first_copy_of_a_missing_source_names_it() {
+    let k = Kiln::new();
+    k.write("Dockerfile", "FROM busybox\nCOPY nosuch.txt /x\n");
+    for args in [
+        &["-t", "missing:1"][..],
+        &["--no-cache", "-t", "missing:1"][..],
+    ] {
+        let e = k.build_fails(args);
+        assert!(
+            e.contains("\"/nosuch.txt\": not found") && e.contains("Dockerfile:2"),
+            "{e}"
+        );
+    }
+    let out = k.cmd(&["inspect", "missing:1"]).output().unwrap();
+    assert!(!out.status.success(), "nothing is tagged");
+}

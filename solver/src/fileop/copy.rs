@@ -50,6 +50,11 @@ pub struct CopyOptions {
     /// ADD: extract local tar archives (plain, gzip, bzip2, xz, zstd) found by
     /// content instead of copying them.
     pub unpack: bool,
+    /// Leave the source digests of regular files out of the manifest, for
+    /// [`DeferredDigests::fill`] later: the copy then neither hashes nor
+    /// waits for hashes (the caller hashes them beside it). A delta copy
+    /// with a previous manifest to compare against hashes regardless.
+    pub defer_file_digests: bool,
 }
 
 /// The type of a manifest entry.
@@ -131,6 +136,9 @@ pub(crate) struct PlanEntry {
     pub(crate) replace: bool,
     pub(crate) src: Option<PathBuf>,
     pub(crate) atime: Option<(i64, i64)>,
+    /// A regular file whose source digest is deferred (`m.source` is
+    /// `None`): its node.
+    pub(crate) hash_later: Option<Arc<Node>>,
 }
 
 /// A planned copy.
@@ -153,6 +161,37 @@ impl Plan {
     /// Whether the copy writes nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// The digests [`manifest`](Self::manifest) leaves out.
+    pub fn deferred(&self) -> DeferredDigests {
+        DeferredDigests(
+            self.entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.hash_later.clone().map(|n| (i, n)))
+                .collect(),
+        )
+    }
+}
+
+/// The regular files of a manifest whose source digests a copy with
+/// [`CopyOptions::defer_file_digests`] left out: (entry index, source).
+#[derive(Debug, Clone, Default)]
+pub struct DeferredDigests(Vec<(usize, Arc<Node>)>);
+
+impl DeferredDigests {
+    /// Fills the digests into `m` (the manifest they were left out of),
+    /// hashing only what the tree has not hashed by now.
+    pub fn fill(self, tree: &SourceTree, m: &mut Manifest) -> Result<()> {
+        let nodes: Vec<Arc<Node>> = self.0.iter().map(|(_, n)| n.clone()).collect();
+        tree.prefetch(&nodes)?;
+        for (i, n) in self.0 {
+            let entry = m.entries.get_mut(i).ok_or_else(|| {
+                Error::Invalid(format!("deferred digest for missing manifest entry {i}"))
+            })?;
+            entry.source = Some(tree.digest(&n)?);
+        }
+        Ok(())
     }
 }
 
@@ -248,6 +287,7 @@ impl Planner<'_> {
                         replace: false,
                         src: None,
                         atime: self.opts.timestamp,
+                        hash_later: None,
                     });
                 }
             }
@@ -285,10 +325,15 @@ impl Planner<'_> {
             rdev: 0,
         };
         let mut src = None;
+        let mut hash_later = None;
         if meta.is_dir() {
             m.source = Some(self.tree.header_digest(node)?);
         } else if meta.is_file() {
-            m.source = Some(self.tree.digest(node)?);
+            if self.opts.defer_file_digests {
+                hash_later = Some(node.clone());
+            } else {
+                m.source = Some(self.tree.digest(node)?);
+            }
             if meta.nlink > 1 {
                 if let Some(first) = self.links.get(&(meta.dev, meta.ino)) {
                     m.kind = Kind::Hardlink;
@@ -321,6 +366,7 @@ impl Planner<'_> {
             replace: false,
             src,
             atime,
+            hash_later,
         })
     }
 }
@@ -372,7 +418,9 @@ pub fn plan_copy(
             .filter(|e| e.node.meta().is_file())
             .map(|e| e.node.clone())
             .collect();
-        tree.prefetch(&files)?;
+        if !opts.defer_file_digests {
+            tree.prefetch(&files)?;
+        }
         selections.push(entries);
     }
 
@@ -397,6 +445,7 @@ pub fn plan_copy(
                 replace: false,
                 src: Some(tree.disk_path(&m.node)),
                 atime: None,
+                hash_later: None,
             });
             continue;
         }

@@ -17,7 +17,9 @@ use std::collections::{HashMap, HashSet};
 
 use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
 
-use super::copy::{Action, CopyOptions, Kind, Manifest, Plan, PlanEntry, execute, plan_copy};
+use super::copy::{
+    Action, CopyOptions, DeferredDigests, Kind, Manifest, Plan, PlanEntry, execute, plan_copy,
+};
 use super::root::{RootDir, split_parent};
 use super::{Error, Result};
 use crate::contenthash::{Selection, SourceTree};
@@ -31,6 +33,9 @@ pub struct DeltaResult {
     pub written: usize,
     /// Whiteouts created.
     pub deleted: usize,
+    /// The file digests `manifest` still lacks (see
+    /// [`CopyOptions::defer_file_digests`]).
+    pub deferred: DeferredDigests,
 }
 
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
@@ -47,6 +52,17 @@ pub fn delta_copy(
     prev: &Manifest,
     upper: &RootDir,
 ) -> Result<DeltaResult> {
+    // Comparing with `prev` needs the digests now.
+    let hashing;
+    let opts = if opts.defer_file_digests && !prev.entries.is_empty() {
+        hashing = CopyOptions {
+            defer_file_digests: false,
+            ..opts.clone()
+        };
+        &hashing
+    } else {
+        opts
+    };
     let plan = plan_copy(tree, sel, opts, base)?;
     if plan.entries.iter().any(|e| e.m.kind == Kind::Archive)
         || prev.entries.iter().any(|e| e.kind == Kind::Archive)
@@ -173,6 +189,7 @@ pub fn delta_copy(
     }
     Ok(DeltaResult {
         manifest: plan.manifest(),
+        deferred: plan.deferred(),
         written,
         deleted: whiteouts.len(),
     })

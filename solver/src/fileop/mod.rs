@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 
 pub use archive::{extract as extract_archive, is_archive};
 pub use chmod::Chmod;
-pub use copy::{CopyOptions, Kind, Manifest, ManifestEntry, Plan, copy, execute, plan_copy};
+pub use copy::{
+    CopyOptions, DeferredDigests, Kind, Manifest, ManifestEntry, Plan, copy, execute, plan_copy,
+};
 pub use delta::{DeltaResult, delta_copy};
 pub use http::{Fetched, fetch_url, is_git_url, is_http_url, url_filename};
 pub use ops::{mkdir, mkfile, rm};

@@ -458,6 +458,61 @@ fn delta_copy_writes_only_changes_and_whiteouts() {
     );
 }
 
+#[test]
+fn deferred_file_digests_fill_in_to_the_hashed_manifest() {
+    let (s, _) = sample();
+    std::fs::hard_link(s.path().join("file.txt"), s.path().join("link.txt")).unwrap();
+    let sel = Selection::dockerfile(".", false, &[]);
+    let hashed = copy(
+        &ctx(s.path()),
+        &sel,
+        &opts("/app/"),
+        &RootDir::open(tempfile::tempdir().unwrap().path()).unwrap(),
+    )
+    .unwrap();
+    let deferring = CopyOptions {
+        defer_file_digests: true,
+        ..opts("/app/")
+    };
+    let tree = ctx(s.path());
+    let base = tempfile::tempdir().unwrap();
+    let upper = tempfile::tempdir().unwrap();
+    let mut res = delta_copy(
+        &tree,
+        &sel,
+        &deferring,
+        &RootDir::open(base.path()).unwrap(),
+        &Manifest::default(),
+        &RootDir::open(upper.path()).unwrap(),
+    )
+    .unwrap();
+    let unhashed = |m: &Manifest| {
+        m.entries
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::File | Kind::Hardlink) && e.source.is_none())
+            .count()
+    };
+    // file.txt, link.txt, x.log, dir/a.txt, dir/sub/b.txt.
+    assert_eq!(unhashed(&res.manifest), 5, "{:?}", res.manifest);
+    assert_eq!(read(&upper.path().join("app/dir/sub/b.txt")), "bb");
+    res.deferred.fill(&tree, &mut res.manifest).unwrap();
+    assert_eq!(res.manifest, hashed);
+
+    // Compared with a previous copy, digests are needed at once.
+    let upper = tempfile::tempdir().unwrap();
+    let again = delta_copy(
+        &ctx(s.path()),
+        &sel,
+        &deferring,
+        &RootDir::open(base.path()).unwrap(),
+        &hashed,
+        &RootDir::open(upper.path()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again.written, 0);
+    assert_eq!(again.manifest, hashed);
+}
+
 fn walk(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn rec(root: &Path, rel: &str, out: &mut Vec<String>) {

@@ -138,6 +138,21 @@ pub(crate) struct FileResult {
     /// For a single COPY from the context: what it wrote, so that the next
     /// build of the same step can copy only what changed.
     pub(crate) manifest: Option<Manifest>,
+    /// File digests `manifest` still lacks: a first copy does not wait
+    /// for the key's hashing (see `firstcopy.rs`).
+    pub(crate) deferred: fileop::DeferredDigests,
+}
+
+impl FileResult {
+    /// The filesystem and the complete manifest (its deferred digests
+    /// filled in from the context, which the key has hashed by now).
+    pub(crate) fn finish(self, b: &Build<'_>) -> Result<(Fs, Option<Manifest>)> {
+        let mut manifest = self.manifest;
+        if let Some(m) = manifest.as_mut() {
+            self.deferred.fill(&*b.context.tree()?, m)?;
+        }
+        Ok((self.fs, manifest))
+    }
 }
 
 /// `COPY --link --chown=NAME`: a `--link` copy is made on an empty
@@ -175,7 +190,7 @@ pub(crate) fn manifest_key(key: &str) -> String {
 const MAX_STACKED_DELTAS: usize = 8;
 
 /// The single context copy of a file op that a delta copy can redo.
-fn delta_copy_action<'a>(f: &'a FileOp, inputs: &[Arc<Done>]) -> Option<&'a CopyAction> {
+pub(crate) fn delta_copy_action<'a>(f: &'a FileOp, inputs: &[Arc<Done>]) -> Option<&'a CopyAction> {
     if f.base.is_none() || f.actions.len() != 1 {
         return None;
     }
@@ -194,7 +209,8 @@ fn delta_copy_action<'a>(f: &'a FileOp, inputs: &[Arc<Done>]) -> Option<&'a Copy
 /// Runs a file op. A single COPY from the context whose previous result
 /// (same step, same definition, same base, other content) is in the cache
 /// is redone as a delta: only new and changed files are written, into a
-/// thin layer stacked on the previous copy's layer (see `try_delta`).
+/// thin layer stacked on the previous copy's layer (see `try_delta`), when
+/// `delta` (the step's key parts) is given.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     s: &Solver,
@@ -203,8 +219,7 @@ pub(crate) fn run(
     vertex: &Vertex,
     f: &FileOp,
     inputs: &[Arc<Done>],
-    parts: &KeyParts,
-    allow_delta: bool,
+    delta: Option<&KeyParts>,
 ) -> Result<FileResult> {
     let base = match f.base {
         Some(i) => inputs
@@ -219,7 +234,7 @@ pub(crate) fn run(
     }
     let single = delta_copy_action(f, inputs);
     if let Some(c) = single
-        && allow_delta
+        && let Some(parts) = delta
         && let Some(r) = try_delta(s, b, vertex, c, &base, parts)?
     {
         return Ok(r);
@@ -239,6 +254,7 @@ pub(crate) fn run(
         return Ok(FileResult {
             fs: base_plus(&base, layer),
             manifest: Some(upper.result.manifest),
+            deferred: upper.result.deferred,
         });
     }
     let mut manifest = None;
@@ -288,6 +304,7 @@ pub(crate) fn run(
     Ok(FileResult {
         fs: base_plus(&base, layer),
         manifest,
+        deferred: Default::default(),
     })
 }
 
@@ -375,6 +392,7 @@ fn try_delta(
             view: Some(view),
         },
         manifest: Some(upper.result.manifest),
+        deferred: upper.result.deferred,
     }))
 }
 
@@ -404,7 +422,12 @@ fn copy_to_upper(
     let t0 = std::time::Instant::now();
     let base_view = ReadView::open(s, base)?;
     let tree = b.context.tree()?;
-    let opts = copy_options(c, base_view.root())?;
+    let opts = CopyOptions {
+        // Nothing to compare with: the manifest's digests can wait for
+        // the key's hashing (see `FileResult::finish`).
+        defer_file_digests: prev.entries.is_empty(),
+        ..copy_options(c, base_view.root())?
+    };
     let scratch = s.store.temp_dir()?;
     let dir = scratch.path().join("upper");
     std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -471,6 +494,7 @@ fn copy_options(c: &CopyAction, dest: &RootDir) -> Result<CopyOptions> {
         chmod: c.chmod.as_ref().map(chmod_of).transpose()?,
         timestamp: None,
         unpack: c.attempt_unpack,
+        defer_file_digests: false,
     })
 }
 

@@ -32,6 +32,7 @@ mod exec;
 mod explain;
 mod export;
 mod file;
+mod firstcopy;
 mod graph;
 mod images;
 mod materialize;
@@ -452,6 +453,11 @@ impl Solver {
         start: Instant,
     ) -> Result<Arc<Done>> {
         let ignore = self.ignores_cache(build, vertex);
+        if let Op::File(f) = &vertex.op
+            && self.copies_before_keying(vertex, f, inputs, ignore)?
+        {
+            return self.copy_while_keying(build, v, vertex, f, inputs, ignore, start);
+        }
         // ADD <url> without --checksum: the key needs the content.
         let mut download = None;
         let parts = match &vertex.op {
@@ -476,16 +482,7 @@ impl Solver {
         let key = parts.key();
         let _ = build.keys[v].set(key.clone());
         if !ignore && let Some(rec) = self.lookup(&key)? {
-            let _ = build.cached[v].set(true);
-            self.progress.event(Event::Cached {
-                vertex: v,
-                name: &vertex.name,
-            });
-            return Ok(Arc::new(Done {
-                value: Value::Fs(rec.fs),
-                layer: rec.layer,
-                created: Some(rec.created),
-            }));
+            return Ok(self.hit(build, v, vertex, rec));
         }
         if !ignore && let Some(done) = self.remote_hit(v, vertex, &key, &parts, start) {
             let _ = build.cached[v].set(true);
@@ -523,16 +520,48 @@ impl Solver {
         let fs = match &vertex.op {
             Op::Exec(e) => exec::run(self, build, v, vertex, e, inputs)?,
             Op::File(f) => {
-                let r = file::run(self, build, v, vertex, f, inputs, &parts, !ignore)?;
-                manifest = r.manifest;
-                r.fs
+                let delta = (!ignore).then_some(&parts);
+                let (fs, m) = file::run(self, build, v, vertex, f, inputs, delta)?.finish(build)?;
+                manifest = m;
+                fs
             }
             Op::Http(h) => file::run_http(self, h, download)?,
             _ => unreachable!("only keyed ops get here"),
         };
+        self.finish(v, vertex, &key, parts, fs, manifest, start)
+    }
+
+    /// A step answered by the local cache entry `rec`.
+    fn hit(&self, build: &Build<'_>, v: VertexId, vertex: &Vertex, rec: Record) -> Arc<Done> {
+        let _ = build.cached[v].set(true);
+        self.progress.event(Event::Cached {
+            vertex: v,
+            name: &vertex.name,
+        });
+        Arc::new(Done {
+            value: Value::Fs(rec.fs),
+            layer: rec.layer,
+            created: Some(rec.created),
+        })
+    }
+
+    /// Records the result `fs` of a step that ran under `key` and reports
+    /// it done.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        v: VertexId,
+        vertex: &Vertex,
+        key: &str,
+        parts: KeyParts,
+        fs: Fs,
+        manifest: Option<crate::fileop::Manifest>,
+        start: Instant,
+    ) -> Result<Arc<Done>> {
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
+        let shape = record::shape_key(&parts.def, &parts.inputs, parts.epoch);
         let layer = fs.layers.last().cloned();
         let created = now_rfc3339();
         let elapsed = start.elapsed();
@@ -548,7 +577,7 @@ impl Solver {
             created: created.clone(),
             duration_ms: elapsed.as_millis() as u64,
         };
-        self.record(&key, &rec, vertex, manifest.as_ref())?;
+        self.record(key, &rec, &shape, vertex, manifest.as_ref())?;
         self.progress.event(Event::Done { vertex: v, elapsed });
         Ok(Arc::new(Done {
             value: Value::Fs(fs),
@@ -655,11 +684,13 @@ impl Solver {
                 key: key.clone(),
                 message: e.to_string(),
             })?;
-            entries.push((key, step, bytes, rec.fs.all_layers()));
+            let shape = record::shape_key(&rec.def, &rec.inputs, self.opts.epoch);
+            entries.push((key, step, bytes, rec.fs.all_layers(), shape));
         }
         self.store.cache_batch(|b| {
-            for (key, step, bytes, pins) in &entries {
+            for (key, step, bytes, pins, shape) in &entries {
                 b.put(&Record::index_key(key), bytes, pins)?;
+                b.put(shape, &[], &[])?;
                 if let Some(step) = step {
                     b.put(step, key.as_bytes(), &[])?;
                 }
@@ -696,6 +727,7 @@ impl Solver {
         &self,
         key: &str,
         rec: &Record,
+        shape: &str,
         vertex: &Vertex,
         manifest: Option<&crate::fileop::Manifest>,
     ) -> Result<()> {
@@ -707,6 +739,7 @@ impl Solver {
         let step = record::step_key(&self.opts.dockerfile_id, &self.opts.target, &vertex.name);
         self.store.cache_batch(|b| {
             b.put(&Record::index_key(key), &bytes, &pins)?;
+            b.put(shape, &[], &[])?;
             if let Some(m) = manifest {
                 b.put(&file::manifest_key(key), &m.to_json(), &[])?;
             }
@@ -725,14 +758,7 @@ impl Solver {
         vertex: &Vertex,
         inputs: &[Arc<Done>],
     ) -> Result<KeyParts> {
-        let def = serde_json::to_value(&vertex.op).map_err(|e| Error::Invalid(e.to_string()))?;
-        let ids = inputs
-            .iter()
-            .map(|d| match &d.value {
-                Value::Fs(f) => f.id(),
-                Value::Context => "context".to_string(),
-            })
-            .collect();
+        let (def, ids) = shape(vertex, inputs)?;
         let is_ctx = |i: Option<usize>| {
             i.and_then(|i| inputs.get(i))
                 .is_some_and(|d| matches!(d.value, Value::Context))
@@ -811,6 +837,20 @@ impl Solver {
             }
         }
     }
+}
+
+/// The parts of a vertex's key that do not read the context: its
+/// normalised definition and its inputs' content ids.
+fn shape(vertex: &Vertex, inputs: &[Arc<Done>]) -> Result<(serde_json::Value, Vec<String>)> {
+    let def = serde_json::to_value(&vertex.op).map_err(|e| Error::Invalid(e.to_string()))?;
+    let ids = inputs
+        .iter()
+        .map(|d| match &d.value {
+            Value::Fs(f) => f.id(),
+            Value::Context => "context".to_string(),
+        })
+        .collect();
+    Ok((def, ids))
 }
 
 /// Now, RFC 3339 UTC.

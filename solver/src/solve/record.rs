@@ -16,7 +16,9 @@
 //!
 //! Index layout in the store's cache table: `k:<key>` → [`Record`] JSON,
 //! pinning the result's layers; `last:<step>` → the key the step had in
-//! its last build; `s:…` is the context stat cache (`statcache.rs`).
+//! its last build; `p:<shape>` → empty, present once any entry was
+//! recorded for a definition and inputs (whatever the context content:
+//! see [`shape_key`]); `s:…` is the context stat cache (`statcache.rs`).
 
 use cache::Digest;
 use serde::{Deserialize, Serialize};
@@ -81,6 +83,29 @@ impl KeyParts {
         .unwrap_or_default();
         hex::encode(Sha256::digest(&bytes))
     }
+}
+
+/// The `p:` index key of a key's *shape*: its definition, inputs and epoch
+/// without the context sources. While no entry of a shape exists, no key
+/// of that shape can hit, whatever the context holds — so a first build of
+/// a context copy may copy before its key is known (see `firstcopy.rs`).
+pub(crate) fn shape_key(def: &serde_json::Value, inputs: &[String], epoch: Option<i64>) -> String {
+    #[derive(Serialize)]
+    struct Shape<'a> {
+        v: u32,
+        def: &'a serde_json::Value,
+        inputs: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<i64>,
+    }
+    let bytes = serde_json::to_vec(&Shape {
+        v: KEY_VERSION,
+        def,
+        inputs,
+        epoch,
+    })
+    .unwrap_or_default();
+    format!("p:{}", hex::encode(Sha256::digest(&bytes)))
 }
 
 /// A cache entry.
