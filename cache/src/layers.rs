@@ -430,8 +430,19 @@ pub(crate) fn get_layer(r: &impl Reader, diff_id: &Digest) -> Result<Option<Laye
 /// on). Fails if either fails.
 fn synced_while<T>(dir: &Path, write: impl FnOnce() -> Result<T>) -> Result<T> {
     std::thread::scope(|s| {
-        let sync = s.spawn(|| sync_tree(dir));
+        let sync = s.spawn(|| {
+            let t = std::time::Instant::now();
+            let r = sync_tree(dir);
+            tracing::debug!("synced {} in {:?}", dir.display(), t.elapsed());
+            r
+        });
+        let t = std::time::Instant::now();
         let written = write();
+        tracing::debug!(
+            "layer tar of {} written in {:?}",
+            dir.display(),
+            t.elapsed()
+        );
         let synced = sync
             .join()
             .unwrap_or_else(|_| Err(Error::InvalidArgument("sync thread panicked".into())));
