@@ -15,7 +15,9 @@
 //!   nothing is unpacked. A miss runs the op on an overlay snapshot of the
 //!   input layers (RUN in the executor's sandbox, file ops in kiln through
 //!   a detached overlay mount), commits the new layer to the store and
-//!   records the entry, pinning its layers;
+//!   records the entry, pinning its layers. A context COPY that no entry
+//!   can answer (nothing of its shape recorded, or the cache off) is
+//!   copied while its key is hashed (`firstcopy`);
 //! - Ctrl-C ([`Solver::cancel_token`]) kills running sandboxes; every
 //!   scratch directory is discarded and the store stays consistent.
 //!
