@@ -236,6 +236,32 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
     Ok(names)
 }
 
+/// [`sorted_entries`] with each entry's metadata (not following
+/// symlinks), and the directory itself, open: both let a caller reach
+/// the entries relative to the directory (`statat`/`openat`) rather than
+/// walking a long path from the root for each of them, which was a
+/// tenth of the time of writing a many-file layer's tar.
+pub(crate) fn sorted_entries_with_meta(
+    dir: &Path,
+) -> Result<(std::fs::File, Vec<(std::ffi::OsString, Metadata)>)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .ctx("open directory", dir)?;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).ctx("read directory", dir)? {
+        let entry = entry.ctx("read directory", dir)?;
+        // DirEntry::metadata is an fstatat relative to the listed
+        // directory, without following a symlink.
+        let meta = entry.metadata().ctx("stat", entry.path())?;
+        out.push((entry.file_name(), meta));
+    }
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok((open, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

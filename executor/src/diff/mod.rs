@@ -39,8 +39,8 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::compare::same_entry;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{is_opaque, is_whiteout, lstat_opt, sorted_entries};
+use crate::error::{Error, Result};
+use crate::fsutil::{is_opaque, is_whiteout, lstat_opt, sorted_entries_with_meta};
 use crate::layers::{DirRange, LowerDir, LowerView};
 use tarwriter::TarWriter;
 
@@ -157,6 +157,9 @@ struct UpperEntry {
     meta: Metadata,
     /// For [`Upper::Stack`] directories: the layers that make it up.
     range: Option<DirRange>,
+    /// The directory it is in, open (for [`Upper::Dir`]): its contents
+    /// are opened relative to it.
+    dir: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Upper<'_> {
@@ -166,18 +169,18 @@ impl Upper<'_> {
         match (self, range) {
             (Upper::Dir(layer), _) => {
                 let dir = layer.join(rel);
-                let mut out = Vec::new();
-                for name in sorted_entries(&dir)? {
-                    let full = dir.join(&name);
-                    let meta = std::fs::symlink_metadata(&full).ctx("stat", &full)?;
-                    out.push(UpperEntry {
+                let (open, entries) = sorted_entries_with_meta(&dir)?;
+                let open = std::sync::Arc::new(open);
+                Ok(entries
+                    .into_iter()
+                    .map(|(name, meta)| UpperEntry {
+                        full: dir.join(&name),
                         name,
-                        full,
                         meta,
                         range: None,
-                    });
-                }
-                Ok(out)
+                        dir: Some(open.clone()),
+                    })
+                    .collect())
             }
             (Upper::Stack(view), Some(range)) => Ok(view
                 .read_dir(rel, range)?
@@ -187,6 +190,7 @@ impl Upper<'_> {
                     full: e.path,
                     meta: e.meta,
                     range: Some(e.range),
+                    dir: None,
                 })
                 .collect()),
             (Upper::Stack(_), None) => Err(Error::Invalid(format!(
@@ -236,6 +240,7 @@ impl Walker<'_> {
                 full,
                 meta,
                 range,
+                dir,
             } = e;
             let rel = rel_dir.join(&name);
             let old = lower.child(&name)?;
@@ -256,7 +261,7 @@ impl Walker<'_> {
                     continue;
                 }
                 self.flush(w)?;
-                w.entry(&rel, &full, &meta)?;
+                w.entry_at(&rel, &full, &meta, dir.as_deref())?;
                 continue;
             }
             let opaque = old.is_some() && self.upper.is_opaque(&full)?;

@@ -33,6 +33,20 @@ pub(super) struct TarWriter<W: Write> {
     summary: DiffSummary,
 }
 
+/// Opens regular file `full` for reading: relative to `dir` (the
+/// directory it is in, open) when given.
+fn open_file(dir: Option<&File>, full: &Path) -> Result<File> {
+    let Some((dir, name)) = dir.zip(full.file_name()) else {
+        return File::open(full).ctx("open", full);
+    };
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW;
+    rustix::fs::openat(dir, name, flags, rustix::fs::Mode::empty())
+        .map(File::from)
+        .map_err(std::io::Error::from)
+        .ctx("open", full)
+}
+
 fn tar_err(e: std::io::Error) -> Error {
     Error::os("write layer tar", e)
 }
@@ -57,6 +71,18 @@ impl<W: Write> TarWriter<W> {
     }
 
     pub(super) fn entry(&mut self, rel: &Path, full: &Path, meta: &Metadata) -> Result<()> {
+        self.entry_at(rel, full, meta, None)
+    }
+
+    /// [`Self::entry`] for an entry of directory `dir` (open): a regular
+    /// file's contents are opened relative to it.
+    pub(super) fn entry_at(
+        &mut self,
+        rel: &Path,
+        full: &Path,
+        meta: &Metadata,
+        dir: Option<&File>,
+    ) -> Result<()> {
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let ft = meta.file_type();
         let mut header = tar::Header::new_ustar();
@@ -88,7 +114,7 @@ impl<W: Write> TarWriter<W> {
                     }
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(meta.size());
-                    content = Some((File::open(full).ctx("open", full)?, full));
+                    content = Some((open_file(dir, full)?, full));
                 }
             }
         } else if ft.is_char_device() || ft.is_block_device() {
