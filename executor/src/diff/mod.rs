@@ -157,42 +157,44 @@ struct UpperEntry {
     meta: Metadata,
     /// For [`Upper::Stack`] directories: the layers that make it up.
     range: Option<DirRange>,
-    /// The directory it is in, open (for [`Upper::Dir`]): its contents
-    /// are opened relative to it.
-    dir: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Upper<'_> {
     /// The entries of directory `rel` (`range`: its layers, for a stack),
-    /// sorted by name.
-    fn entries(&self, rel: &Path, range: Option<DirRange>) -> Result<Vec<UpperEntry>> {
+    /// sorted by name, and for [`Upper::Dir`] the directory, open: its
+    /// files are opened relative to it.
+    fn entries(
+        &self,
+        rel: &Path,
+        range: Option<DirRange>,
+    ) -> Result<(Option<std::fs::File>, Vec<UpperEntry>)> {
         match (self, range) {
             (Upper::Dir(layer), _) => {
                 let dir = layer.join(rel);
                 let (open, entries) = sorted_entries_with_meta(&dir)?;
-                let open = std::sync::Arc::new(open);
-                Ok(entries
+                let entries = entries
                     .into_iter()
                     .map(|(name, meta)| UpperEntry {
                         full: dir.join(&name),
                         name,
                         meta,
                         range: None,
-                        dir: Some(open.clone()),
                     })
-                    .collect())
+                    .collect();
+                Ok((Some(open), entries))
             }
-            (Upper::Stack(view), Some(range)) => Ok(view
-                .read_dir(rel, range)?
-                .into_iter()
-                .map(|e| UpperEntry {
-                    name: e.name,
-                    full: e.path,
-                    meta: e.meta,
-                    range: Some(e.range),
-                    dir: None,
-                })
-                .collect()),
+            (Upper::Stack(view), Some(range)) => Ok((
+                None,
+                view.read_dir(rel, range)?
+                    .into_iter()
+                    .map(|e| UpperEntry {
+                        name: e.name,
+                        full: e.path,
+                        meta: e.meta,
+                        range: Some(e.range),
+                    })
+                    .collect(),
+            )),
             (Upper::Stack(_), None) => Err(Error::Invalid(format!(
                 "no layers for directory {} of a stack",
                 rel.display()
@@ -222,7 +224,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn flush<W: Write>(&mut self, w: &mut TarWriter<W>) -> Result<()> {
         for (rel, full, meta) in std::mem::take(&mut self.pending) {
-            w.entry(&rel, &full, &meta)?;
+            w.entry(&rel, &full, &meta, None)?;
         }
         Ok(())
     }
@@ -234,13 +236,13 @@ impl Walker<'_> {
         range: Option<DirRange>,
         lower: &LowerDir,
     ) -> Result<()> {
-        for e in self.upper.entries(rel_dir, range)? {
+        let (dir, entries) = self.upper.entries(rel_dir, range)?;
+        for e in entries {
             let UpperEntry {
                 name,
                 full,
                 meta,
                 range,
-                dir,
             } = e;
             let rel = rel_dir.join(&name);
             let old = lower.child(&name)?;
@@ -261,7 +263,7 @@ impl Walker<'_> {
                     continue;
                 }
                 self.flush(w)?;
-                w.entry_at(&rel, &full, &meta, dir.as_deref())?;
+                w.entry(&rel, &full, &meta, dir.as_ref())?;
                 continue;
             }
             let opaque = old.is_some() && self.upper.is_opaque(&full)?;
@@ -282,7 +284,7 @@ impl Walker<'_> {
                 self.pending.truncate(mark);
             } else {
                 self.flush(w)?;
-                w.entry(&rel, &full, &meta)?;
+                w.entry(&rel, &full, &meta, dir.as_ref())?;
                 if opaque {
                     w.opaque_marker(&rel)?;
                 }

@@ -70,13 +70,9 @@ impl<W: Write> TarWriter<W> {
         t.max(0) as u64
     }
 
-    pub(super) fn entry(&mut self, rel: &Path, full: &Path, meta: &Metadata) -> Result<()> {
-        self.entry_at(rel, full, meta, None)
-    }
-
-    /// [`Self::entry`] for an entry of directory `dir` (open): a regular
-    /// file's contents are opened relative to it.
-    pub(super) fn entry_at(
+    /// Writes one entry read at `full`; a regular file's contents are
+    /// opened relative to `dir` (the directory it is in, open) when given.
+    pub(super) fn entry(
         &mut self,
         rel: &Path,
         full: &Path,

@@ -8,9 +8,9 @@
 //! and the content (BLAKE3 for a file's header and content: a cold context
 //! is read and hashed in full, and BLAKE3 is several times faster than
 //! sha256 on one core; sha256 elsewhere); a directory's digest is a Merkle
-//! hash over its sorted entries. [`SourceTree::selection_digest`] gives the cache-key input of one
-//! COPY source ([`Selection`]): exactly the selected files' names, modes,
-//! ownership and content.
+//! hash over its sorted entries. [`SourceTree::selection_digest`] gives
+//! the cache-key input of one COPY source ([`Selection`]): exactly the
+//! selected files' names, modes, ownership and content.
 //!
 //! File digests are computed in parallel (rayon) and remembered in a
 //! [`StatCache`] by (path, size, mtime, ctime, inode, mode, device), so an
